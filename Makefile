@@ -1,0 +1,50 @@
+# knexwrap: every target works from a fresh clone; the first run installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KNEXWRAP := $(VENV)/bin/knexwrap
+PROJECT := fixtures/project
+DEMO_DIR := .demo
+
+.PHONY: help install node demo test lint bench clean
+
+help:
+	@echo "make demo    run knexwrap on the fixture project with SQLite (no server needed)"
+	@echo "make test    lint, type-check and run the whole test suite (needs PostgreSQL, see README)"
+	@echo "make bench   compare knexwrap with the raw Knex CLI"
+
+install: $(VENV)/.installed
+node: $(PROJECT)/node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@# PYTHONDONTWRITEBYTECODE may be set: compile once so every start reads bytecode.
+	$(PY) -m compileall -q $(VENV)/lib knexwrap >/dev/null
+	touch $@
+
+$(PROJECT)/node_modules/.installed: $(PROJECT)/package.json $(PROJECT)/package-lock.json
+	cd $(PROJECT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: install node
+	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	cd $(PROJECT) && ../../$(KNEXWRAP) up catalog --client better-sqlite3 --sqlite-dir ../../$(DEMO_DIR) --yes
+	cd $(PROJECT) && ../../$(KNEXWRAP) up catalog --client better-sqlite3 --sqlite-dir ../../$(DEMO_DIR) --yes
+	cd $(PROJECT) && ../../$(KNEXWRAP) status catalog --client better-sqlite3 --sqlite-dir ../../$(DEMO_DIR)
+	cd $(PROJECT) && ../../$(KNEXWRAP) current catalog --client better-sqlite3 --sqlite-dir ../../$(DEMO_DIR)
+
+lint: install
+	$(VENV)/bin/ruff check knexwrap tests bench
+	$(VENV)/bin/ruff format --check knexwrap tests bench
+	$(VENV)/bin/mypy
+
+test: install node lint
+	$(PY) -m pytest
+
+bench: install node
+	$(PY) bench/bench_status.py
+
+clean:
+	rm -rf $(VENV) $(PROJECT)/node_modules $(DEMO_DIR)
