@@ -1,0 +1,1 @@
+"""knexwrap: safe Knex migration commands for Backstage plugin databases."""

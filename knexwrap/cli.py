@@ -1,0 +1,207 @@
+"""The command line: thin click commands over knexwrap.commands and knexwrap.changes.
+
+Errors are caught in one place, main(): one line on stderr, the documented exit code, and with
+--json one error document on stdout.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from . import changes, commands, errors, output
+from .connection import DEFAULT_PREFIX, Options
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_TARGET_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--project-dir",), {"metavar": "DIR", "help": "Backstage project holding node_modules/.bin/knex."}),
+    (
+        ("--client",),
+        {"default": "pg", "show_default": True, "envvar": "KNEXWRAP_CLIENT", "help": "pg or better-sqlite3."},
+    ),
+    (("--host",), {"help": "Database host [POSTGRES_HOST]."}),
+    (("--port",), {"help": "Database port [POSTGRES_PORT, else 5432]."}),
+    (("--user",), {"help": "Database user [POSTGRES_USER]."}),
+    (
+        ("--ask-password",),
+        {
+            "is_flag": True,
+            "help": "Prompt for the password instead of POSTGRES_PASSWORD (never pass it in argv).",
+        },
+    ),
+    (("--database",), {"help": "Database name outright (default: PREFIX + plugin id)."}),
+    (("--prefix",), {"default": DEFAULT_PREFIX, "show_default": True, "help": "Plugin database prefix."}),
+    (
+        ("--sqlite-dir",),
+        {
+            "metavar": "DIR",
+            "envvar": "KNEXWRAP_SQLITE_DIR",
+            "help": "better-sqlite3: folder of <pluginId>.sqlite files.",
+        },
+    ),
+    (("--env-file",), {"metavar": "PATH", "help": "Read variables from this file instead of PROJECT/.env."}),
+    (
+        ("--migrations-table-name",),
+        {"metavar": "TABLE", "help": "Migrations table (default knex_migrations)."},
+    ),
+    (
+        ("--timeout",),
+        {"type": float, "default": 30.0, "show_default": True, "help": "Seconds before knexwrap stops knex."},
+    ),
+)
+
+
+def target_options(func: F) -> F:
+    for names, settings in reversed(_TARGET_OPTIONS):
+        func = click.option(*names, **settings)(func)
+    return func
+
+
+def change_options(func: F) -> F:
+    func = click.option("--yes", "-y", is_flag=True, help="Do not ask before changing the database.")(func)
+    return click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")(func)
+
+
+def _target(plugin: str, kw: dict[str, Any]) -> commands.Target:
+    password = None
+    if kw.pop("ask_password"):
+        password = click.prompt("Database password", hide_input=True, err=True)
+    options = Options(
+        client=kw.pop("client"),
+        host=kw.pop("host"),
+        port=kw.pop("port"),
+        user=kw.pop("user"),
+        password=password,
+        database=kw.pop("database"),
+        prefix=kw.pop("prefix"),
+        sqlite_dir=kw.pop("sqlite_dir"),
+        env_file=kw.pop("env_file"),
+    )
+    if kw["timeout"] <= 0:
+        raise errors.ConfigError("--timeout must be a positive number of seconds")
+    return commands.open_target(
+        plugin,
+        options,
+        project_dir=kw.pop("project_dir"),
+        table=kw.pop("migrations_table_name"),
+        timeout=kw.pop("timeout"),
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="knexwrap")
+def cli() -> None:
+    """Safe Knex migration commands for Backstage plugin databases.
+
+    PLUGIN is a plugin id (catalog), a package name (@backstage/plugin-catalog-backend)
+    or a path to a migrations folder.
+    """
+
+
+@cli.command()
+@click.argument("plugin")
+@target_options
+@output.output_options
+def status(plugin: str, as_json: bool, fmt: str, **kw: Any) -> None:
+    """Applied, pending and missing migrations of PLUGIN (knex migrate:list)."""
+    output.emit(commands.status(_target(plugin, kw)), as_json=as_json, fmt=fmt)
+
+
+@cli.command()
+@click.argument("plugin")
+@target_options
+@output.output_options
+def current(plugin: str, as_json: bool, fmt: str, **kw: Any) -> None:
+    """The current migration version of PLUGIN (knex migrate:currentVersion)."""
+    output.emit(commands.current(_target(plugin, kw)), as_json=as_json, fmt=fmt)
+
+
+def _change(plan_for: Callable[[commands.Target], changes.Plan], plugin: str, kw: dict[str, Any]) -> None:
+    as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
+    target = _target(plugin, kw)
+    plan = plan_for(target)
+    if dry:
+        output.emit(changes.dry_run(target, plan), as_json=as_json, fmt=fmt)
+        return
+    if plan.names:
+        output.show_plan(target.header(), plan)
+        if not yes and not click.confirm("Go ahead?", default=False, err=True):
+            raise errors.Cancelled("cancelled: nothing was changed")
+    output.emit(changes.execute(target, plan), as_json=as_json, fmt=fmt)
+
+
+def change_command(help_text: str) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        func = output.output_options(change_options(target_options(func)))
+        return cli.command(func.__name__, help=help_text)(func)  # type: ignore[return-value]
+
+    return decorate
+
+
+@change_command("Apply every pending migration of PLUGIN (knex migrate:latest).")
+@click.argument("plugin")
+def latest(plugin: str, **kw: Any) -> None:
+    _change(changes.plan_latest, plugin, kw)
+
+
+@change_command("Apply NAME, or the next pending migration of PLUGIN (knex migrate:up).")
+@click.argument("plugin")
+@click.argument("name", required=False)
+def up(plugin: str, name: str | None, **kw: Any) -> None:
+    _change(lambda t: changes.plan_up(t, name), plugin, kw)
+
+
+@change_command("Revert NAME, or the last applied migration of PLUGIN (knex migrate:down).")
+@click.argument("plugin")
+@click.argument("name", required=False)
+def down(plugin: str, name: str | None, **kw: Any) -> None:
+    _change(lambda t: changes.plan_down(t, name), plugin, kw)
+
+
+@change_command("Revert the last batch of PLUGIN, or every batch with --all (knex migrate:rollback).")
+@click.argument("plugin")
+@click.option("--all", "everything", is_flag=True, help="Revert every applied migration.")
+def rollback(plugin: str, everything: bool, **kw: Any) -> None:
+    _change(lambda t: changes.plan_rollback(t, everything), plugin, kw)
+
+
+@change_command("Release a held migration lock of PLUGIN (knex migrate:unlock).")
+@click.argument("plugin")
+def unlock(plugin: str, **kw: Any) -> None:
+    _change(changes.plan_unlock, plugin, kw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args
+    try:
+        cli.main(args=args, prog_name="knexwrap", standalone_mode=False)
+    except errors.KnexwrapError as failure:
+        shown = failure.output if isinstance(failure, errors.KnexFailed) else ""
+        output.error(failure.code, failure.message, failure.exit_code, as_json=as_json, output=shown)
+        return failure.exit_code
+    except click.exceptions.Abort:
+        output.error("cancelled", "cancelled: nothing was changed", 14, as_json=as_json)
+        return errors.Cancelled.exit_code
+    except click.ClickException as usage:
+        output.error("usage", usage.format_message(), usage.exit_code, as_json=as_json)
+        return usage.exit_code
+    except KeyboardInterrupt:
+        output.error("interrupted", "interrupted", 130, as_json=as_json)
+        return 130
+    except Exception as bug:  # a bug in knexwrap: one line, the traceback only on request
+        if os.environ.get("KNEXWRAP_DEBUG"):
+            raise
+        output.error(
+            "internal",
+            f"internal error ({type(bug).__name__}: {bug}); rerun with KNEXWRAP_DEBUG=1 for details",
+            1,
+            as_json=as_json,
+        )
+        return 1
+    return 0

@@ -1,0 +1,116 @@
+"""One exception family for every failure knexwrap reports.
+
+Each class carries a stable machine-readable ``code`` (used in ``--json`` output) and the
+process exit code documented in the README. The CLI catches ``KnexwrapError`` in one place.
+"""
+
+from __future__ import annotations
+
+
+class KnexwrapError(Exception):
+    code = "knex_failed"
+    exit_code = 1
+
+    def __init__(self, message: str, *, output: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        # What knex printed, kept for the user when knexwrap could not recognise it.
+        self.output = output
+
+
+class KnexFailed(KnexwrapError):
+    """knex exited non-zero with output knexwrap does not recognise."""
+
+
+class ConfigError(KnexwrapError):
+    code, exit_code = "config", 3
+
+
+class PluginNotFound(ConfigError):
+    code = "plugin_not_found"
+
+
+class PluginAmbiguous(ConfigError):
+    code = "plugin_ambiguous"
+
+
+class ToolMissing(KnexwrapError):
+    code, exit_code = "tool_missing", 4
+
+
+class DriverMissing(ToolMissing):
+    code = "driver_missing"
+
+
+class Unreachable(KnexwrapError):
+    code, exit_code = "unreachable", 5
+
+
+class HostNotFound(Unreachable):
+    code = "host_not_found"
+
+
+class AuthFailed(KnexwrapError):
+    code, exit_code = "auth_failed", 6
+
+
+class DatabaseMissing(KnexwrapError):
+    code, exit_code = "database_missing", 7
+
+
+class CorruptDirectory(KnexwrapError):
+    """The database records migrations whose files are not in the folder: it is ahead of the code."""
+
+    code, exit_code = "corrupt_directory", 8
+
+    def __init__(self, message: str, *, missing: tuple[str, ...] = (), output: str = "") -> None:
+        super().__init__(message, output=output)
+        self.missing = missing
+
+
+class Locked(KnexwrapError):
+    code, exit_code = "locked", 9
+
+
+class PendingMigrations(KnexwrapError):
+    code, exit_code = "pending", 10
+
+
+class MigrationNotRun(KnexwrapError):
+    code, exit_code = "migration_not_run", 11
+
+
+class MigrationNotFound(KnexwrapError):
+    code, exit_code = "migration_not_found", 11
+
+
+class MigrationFailed(KnexwrapError):
+    code, exit_code = "migration_failed", 12
+
+
+class Timeout(KnexwrapError):
+    code, exit_code = "timeout", 13
+
+
+class Cancelled(KnexwrapError):
+    code, exit_code = "cancelled", 14
+
+
+# The README's exit-code table is generated from this list, so keep it the single source.
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "success"),
+    (1, "knex failed with output knexwrap does not recognise (shown as knex printed it)"),
+    (2, "usage error: unknown option, missing argument"),
+    (3, "configuration error: missing variable, unknown plugin, ambiguous plugin, bad value"),
+    (4, "a tool is missing: node, the project's knex, or the database driver"),
+    (5, "the database server cannot be reached: connection refused, host not found"),
+    (6, "authentication failed"),
+    (7, "the plugin's database does not exist"),
+    (8, "the database is ahead of its migration files (knex: migration directory is corrupt)"),
+    (9, "the migration lock is held"),
+    (10, "pending migrations (status --check)"),
+    (11, "no such migration: not run (down) or not found (up)"),
+    (12, "a migration failed"),
+    (13, "knexwrap's own timeout expired"),
+    (14, "cancelled: the confirmation was declined or could not be asked"),
+)

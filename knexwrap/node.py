@@ -1,0 +1,107 @@
+"""The one place knexwrap starts Node: the real Knex CLI, or its own read-only reader script.
+
+Every call is bounded by a timeout, gets no TTY and no colours, and receives the connection
+through its environment: argv never holds a password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import KnexwrapError, Timeout, ToolMissing
+from .failures import classify
+from .plugins import KNEX_BIN
+
+JS_DIR = Path(__file__).resolve().parent / "js"
+KNEXFILE = JS_DIR / "knexfile.js"
+PASSWORD_ENV = "KNEXWRAP_PASSWORD"
+_MASK = "********"
+
+
+@dataclass(frozen=True)
+class Run:
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class Node:
+    project: Path
+    timeout: float
+    password: str | None = None
+
+    def knex(self, args: list[str], config: dict[str, Any]) -> Run:
+        """One run of node_modules/.bin/knex with knexwrap's knexfile; non-zero exits raise typed errors."""
+        argv = [str(self.project / KNEX_BIN), "--knexfile", str(KNEXFILE), *args]
+        run = self._run(argv, {"KNEXWRAP_CONFIG": json.dumps(config)})
+        if run.exit_code != 0:
+            raise classify(run.stdout, run.stderr, run.exit_code)
+        return run
+
+    def read(self, targets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Run the read-only reader over several targets in one process."""
+        run = self._run([str(JS_DIR / "read_state.js")], {"KNEXWRAP_READ": json.dumps(targets)})
+        if run.exit_code != 0:
+            raise classify(run.stdout, run.stderr, run.exit_code)
+        result: list[dict[str, Any]] = json.loads(run.stdout)
+        return result
+
+    def _environment(self, extra: dict[str, str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", PASSWORD_ENV)}
+        env.update(extra, NO_COLOR="1", KNEX_PATH=str(self.project / "node_modules" / "knex" / "knex.js"))
+        if self.password is not None:
+            env[PASSWORD_ENV] = self.password
+        return env
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self.password, _MASK) if self.password else text
+
+    def _run(self, argv: list[str], extra_env: dict[str, str]) -> Run:
+        import sh  # deferred: a large import, and only commands that start node need it
+
+        node = shutil.which("node")
+        if node is None:
+            raise ToolMissing(
+                "node is not installed or not on PATH (knexwrap runs the project's knex with it)"
+            )
+        if not Path(argv[0]).exists():
+            raise ToolMissing(f"{argv[0]} is missing: run npm install in {self.project}")
+        command = sh.Command(node).bake(
+            _cwd=str(self.project),
+            _env=self._environment(extra_env),
+            _tty_in=False,
+            _tty_out=False,
+            _timeout=self.timeout,
+            _truncate_exc=False,
+            _return_cmd=True,
+        )
+        try:
+            done = command(*argv)
+            code, out, err = 0, done.stdout, done.stderr
+        except sh.ErrorReturnCode as failed:
+            code, out, err = failed.exit_code, failed.stdout, failed.stderr
+        except sh.TimeoutException as expired:
+            raise Timeout(
+                f"knex did not finish within {self.timeout:g} s and was stopped (raise it with --timeout)"
+            ) from expired
+        except sh.CommandNotFound as missing:
+            raise ToolMissing(f"cannot run {node}: {missing}") from missing
+        return Run(
+            argv=(node, *argv),
+            exit_code=code,
+            stdout=self._redact(out.decode("utf-8", "replace")),
+            stderr=self._redact(err.decode("utf-8", "replace")),
+        )
+
+
+def reraise_with_context(error: KnexwrapError, context: str) -> KnexwrapError:
+    error.message = f"{context}: {error.message}"
+    error.args = (error.message,)
+    return error

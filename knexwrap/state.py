@@ -1,0 +1,78 @@
+"""What a migration set looks like in one database: read-only, computed the way knex computes it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .failures import classify
+
+# knex's default loadExtensions: the files its FsMigrations source lists (not .mjs).
+MIGRATION_EXTENSIONS = (".co", ".coffee", ".eg", ".iced", ".js", ".cjs", ".litcoffee", ".ls", ".ts")
+
+
+@dataclass(frozen=True)
+class Applied:
+    name: str
+    batch: int
+    migration_time: str | None
+
+
+@dataclass(frozen=True)
+class SetState:
+    """The rows of one migrations table next to the files of its folder."""
+
+    table_exists: bool
+    applied: tuple[Applied, ...]  # in the order knex ran them (id order)
+    files: tuple[str, ...]  # sorted by name, as knex sorts them
+    locked: bool
+
+    @property
+    def applied_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.applied)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        present = set(self.files)
+        return tuple(a.name for a in self.applied if a.name not in present)
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        done = set(self.applied_names)
+        return tuple(name for name in self.files if name not in done)
+
+    @property
+    def last_batch(self) -> int | None:
+        return max((a.batch for a in self.applied), default=None)
+
+    def batch_files(self, batch: int) -> tuple[str, ...]:
+        """The files of one batch in the order knex reverts them (newest id first)."""
+        return tuple(a.name for a in reversed(self.applied) if a.batch == batch)
+
+
+def list_files(directory: str) -> tuple[str, ...]:
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return ()
+    return tuple(sorted(n for n in names if n.endswith(MIGRATION_EXTENSIONS)))
+
+
+def current_version(names: tuple[str, ...]) -> str | None:
+    """knex's currentVersion: the largest prefix before the first underscore."""
+    return max((n.split("_", 1)[0] for n in names), default=None)
+
+
+def from_reader(entry: dict[str, Any], table: str, directory: str) -> SetState:
+    """One entry of read_state.js's output; a database error becomes the typed error."""
+    if "error" in entry:
+        message = entry["error"]["message"]
+        raise classify("", f"Error: {message}", 1)
+    data = entry["tables"][table]
+    return SetState(
+        table_exists=data["exists"],
+        applied=tuple(Applied(r["name"], int(r["batch"]), r["migration_time"]) for r in data["rows"]),
+        files=list_files(directory),
+        locked=bool(data["lock"]["locked"]),
+    )
