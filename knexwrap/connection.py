@@ -19,9 +19,11 @@ CLIENTS = {
     "postgresql": "pg",
     "better-sqlite3": "better-sqlite3",
     "sqlite": "better-sqlite3",
+    "sqlite3": "sqlite3",
     "mysql2": "mysql2",
     "mysql": "mysql2",
 }
+SQLITE_CLIENTS = ("better-sqlite3", "sqlite3")
 DEFAULT_PREFIX = "backstage_plugin_"
 
 
@@ -51,7 +53,7 @@ class Connection:
 
     @property
     def is_sqlite(self) -> bool:
-        return self.client == "better-sqlite3"
+        return self.client in SQLITE_CLIENTS
 
     def knex_connection(self) -> dict[str, Any]:
         """The connection object for knex, without the password (it travels separately)."""
@@ -97,12 +99,12 @@ def _port(text: str, source: str) -> int:
 def build(options: Options, plugin_id: str | None, env: Mapping[str, str]) -> Connection:
     client = CLIENTS.get(options.client)
     if client is None:
-        raise ConfigError(f"unknown client {options.client!r}: use one of pg, better-sqlite3, mysql2")
+        raise ConfigError(f"unknown client {options.client!r}: use one of pg, better-sqlite3, sqlite3")
     if options.database is None and plugin_id is None:
         raise ConfigError("cannot tell which plugin database to use: pass --database")
     database = options.database or f"{options.prefix}{plugin_id}"
-    if client == "better-sqlite3":
-        return _sqlite(options, plugin_id)
+    if client in SQLITE_CLIENTS:
+        return _sqlite(client, options, plugin_id)
     if client == "mysql2":
         raise ConfigError("the mysql2 client needs an app-config.yaml connection (not supported yet)")
     port_text = options.port if options.port is not None else env.get("POSTGRES_PORT") or "5432"
@@ -117,15 +119,13 @@ def build(options: Options, plugin_id: str | None, env: Mapping[str, str]) -> Co
     )
 
 
-def _sqlite(options: Options, plugin_id: str | None) -> Connection:
+def _sqlite(client: str, options: Options, plugin_id: str | None) -> Connection:
     if options.database and ("/" in options.database or options.database.endswith(".sqlite")):
-        return Connection(client="better-sqlite3", database=str(Path(options.database).resolve()))
+        return Connection(client=client, database=str(Path(options.database).resolve()))
     if options.sqlite_dir is None:
-        raise ConfigError(
-            "the better-sqlite3 client needs --sqlite-dir DIR (Backstage's connection.directory)"
-        )
+        raise ConfigError(f"the {client} client needs --sqlite-dir DIR (Backstage's connection.directory)")
     directory = Path(options.sqlite_dir)
     if not directory.is_dir():
         raise ConfigError(f"--sqlite-dir {options.sqlite_dir}: no such directory")
     name = options.database or plugin_id
-    return Connection(client="better-sqlite3", database=str((directory / f"{name}.sqlite").resolve()))
+    return Connection(client=client, database=str((directory / f"{name}.sqlite").resolve()))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -90,12 +89,23 @@ _VERBS = {"apply": ("apply", "applied"), "revert": ("revert", "reverted"), "unlo
 
 def _outcome_text(result: Outcome, fmt: str) -> str:
     future, past = _VERBS[result.action]
+    if result.action == "unlock":
+        state = (
+            "the lock is not held: nothing to release"
+            if not result.planned
+            else (
+                "would release the migration lock (dry run: nothing was changed)"
+                if result.dry_run
+                else f"released the migration lock ({result.planned[0]})"
+            )
+        )
+        return f"{_where(result.target)}\n{state}"
     if not result.planned:
         return f"{_where(result.target)}\nnothing to {future}"
     names = result.planned if result.dry_run else result.done
     verb = f"would {future}" if result.dry_run else past
     rows = [[i, n] for i, n in enumerate(names, 1)]
-    lines = [_where(result.target), f"{verb} {len(names)}:", _table(rows, ["#", "name"], fmt)]
+    lines = [_where(result.target), f"{verb} {_count(len(names))}:", _table(rows, ["#", "name"], fmt)]
     if result.dry_run:
         lines.append("dry run: nothing was changed")
     lines.extend(f"knex: {note}" for note in result.notes)
@@ -105,11 +115,16 @@ def _outcome_text(result: Outcome, fmt: str) -> str:
 def show_plan(target: dict[str, Any], plan: Plan) -> None:
     """The change about to happen, on stderr so that --json stdout stays one document."""
     future, _ = _VERBS[plan.action]
-    click.echo(f"About to {future} in {_where(target)}:", err=True)
+    what = "the migration lock" if plan.action == "unlock" else _count(len(plan.names))
+    click.echo(f"About to {future} {what} of {_where(target)}:", err=True)
     for name in plan.names:
         click.echo(f"  {name}", err=True)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
+
+
+def _count(n: int) -> str:
+    return f"{n} migration" if n == 1 else f"{n} migrations"
 
 
 def error(code: str, message: str, exit_code: int, *, as_json: bool, output: str = "") -> None:
@@ -121,4 +136,4 @@ def error(code: str, message: str, exit_code: int, *, as_json: bool, output: str
         document: dict[str, Any] = {"error": {"code": code, "message": message, "exit_code": exit_code}}
         if output:
             document["error"]["knex_output"] = output
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        click.echo(json.dumps(document, indent=2))

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError, PluginAmbiguous, PluginNotFound
+from .errors import PluginAmbiguous, PluginNotFound, ToolMissing
 
 KNEX_BIN = Path("node_modules", ".bin", "knex")
 
@@ -27,13 +27,13 @@ def find_project(start: Path, explicit: str | None) -> Path:
     if explicit is not None:
         project = Path(explicit).resolve()
         if not (project / KNEX_BIN).exists():
-            raise ConfigError(f"--project-dir {explicit}: no {KNEX_BIN} there (run npm install in it)")
+            raise ToolMissing(f"--project-dir {explicit}: no {KNEX_BIN} there (run npm install in it)")
         return project
     start = start.resolve()
     for folder in (start, *start.parents):
         if (folder / KNEX_BIN).exists():
             return folder
-    raise ConfigError(
+    raise ToolMissing(
         f"no {KNEX_BIN} in {start} or any parent folder: run knexwrap inside the Backstage project "
         "(after npm install / yarn install) or pass --project-dir"
     )
