@@ -39,12 +39,9 @@ _RULES: tuple[Rule, ...] = (
         ),
     ),
     (
-        re.compile(
-            r"Cannot find module '([^']+)'[\s\S]*?Knex: run|Knex: run[\s\S]*?Cannot find module '([^']+)'"
-        ),
+        re.compile(r"Cannot find module '([^']+)'[\s\S]*?Knex: run|Knex: run[\s\S]*?Cannot find module '([^']+)'"),
         lambda m, o: errors.DriverMissing(
-            f"the database driver '{m[1] or m[2]}' is not installed in the project: "
-            f"run npm install {m[1] or m[2]}",
+            f"the database driver '{m[1] or m[2]}' is not installed in the project: run npm install {m[1] or m[2]}",
             output=o,
         ),
     ),
@@ -58,15 +55,11 @@ _RULES: tuple[Rule, ...] = (
     ),
     (
         re.compile(r'Migration "([^"]+)" was not run'),
-        lambda m, o: errors.MigrationNotRun(
-            f'migration "{m[1]}" has not been run: nothing to revert', output=o
-        ),
+        lambda m, o: errors.MigrationNotRun(f'migration "{m[1]}" has not been run: nothing to revert', output=o),
     ),
     (
         re.compile(r'Migration "([^"]+)" not found'),
-        lambda m, o: errors.MigrationNotFound(
-            f'migration "{m[1]}" is not a pending migration in the folder', output=o
-        ),
+        lambda m, o: errors.MigrationNotFound(f'migration "{m[1]}" is not a pending migration in the folder', output=o),
     ),
     (re.compile(r'migration file "([^"]+)" failed'), _failed),
     (
@@ -75,9 +68,7 @@ _RULES: tuple[Rule, ...] = (
     ),
     (
         re.compile(r"ECONNREFUSED (\S+)"),
-        lambda m, o: errors.Unreachable(
-            f"connection refused by {m[1]}: is the database server running?", output=o
-        ),
+        lambda m, o: errors.Unreachable(f"connection refused by {m[1]}: is the database server running?", output=o),
     ),
     (
         re.compile(r'password authentication failed for user "([^"]*)"|(Access denied for user \S+)'),
@@ -115,6 +106,4 @@ def classify(stdout: str, stderr: str, exit_code: int) -> errors.KnexwrapError:
         match = pattern.search(both)
         if match:
             return make(match, both.strip())
-    return errors.KnexFailed(
-        f"knex exited with code {exit_code}: {_first_error_line(err or out)}", output=both.strip()
-    )
+    return errors.KnexFailed(f"knex exited with code {exit_code}: {_first_error_line(err or out)}", output=both.strip())

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import KnexwrapError, Timeout, ToolMissing
+from .errors import Timeout, ToolMissing
 from .failures import classify
 from .plugins import KNEX_BIN
 
@@ -21,6 +21,9 @@ JS_DIR = Path(__file__).resolve().parent / "js"
 KNEXFILE = JS_DIR / "knexfile.js"
 PASSWORD_ENV = "KNEXWRAP_PASSWORD"
 _MASK = "********"
+# FORCE_COLOR turns colours on even when set to 0; libpq-style PG* variables would let the driver
+# fill a gap from the shell. knexwrap always names host, port, user and database itself.
+_DROPPED = frozenset({"FORCE_COLOR", PASSWORD_ENV, "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD"})
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class Node:
         return result
 
     def _environment(self, extra: dict[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", PASSWORD_ENV)}
+        env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
         env.update(extra, NO_COLOR="1", KNEX_PATH=str(self.project / "node_modules" / "knex" / "knex.js"))
         if self.password is not None:
             env[PASSWORD_ENV] = self.password
@@ -68,9 +71,7 @@ class Node:
 
         node = shutil.which("node")
         if node is None:
-            raise ToolMissing(
-                "node is not installed or not on PATH (knexwrap runs the project's knex with it)"
-            )
+            raise ToolMissing("node is not installed or not on PATH (knexwrap runs the project's knex with it)")
         if not Path(argv[0]).exists():
             raise ToolMissing(f"{argv[0]} is missing: run npm install in {self.project}")
         command = sh.Command(node).bake(
@@ -99,9 +100,3 @@ class Node:
             stdout=self._redact(out.decode("utf-8", "replace")),
             stderr=self._redact(err.decode("utf-8", "replace")),
         )
-
-
-def reraise_with_context(error: KnexwrapError, context: str) -> KnexwrapError:
-    error.message = f"{context}: {error.message}"
-    error.args = (error.message,)
-    return error

@@ -63,9 +63,7 @@ def _table(rows: list[list[Any]], headers: list[str], fmt: str) -> str:
 def _status_text(result: Status, fmt: str) -> str:
     lines = [_where(result.target), ""]
     rows = [[m.name, m.state] for m in result.migrations]
-    lines.append(
-        _table(rows, ["migration", "state"], fmt) if rows else "(no migrations in the folder or the database)"
-    )
+    lines.append(_table(rows, ["migration", "state"], fmt) if rows else "(no migrations in the folder or the database)")
     lines.append("")
     lines.append(
         f"{result.count('applied')} applied, {result.count('pending')} pending, "
@@ -73,8 +71,7 @@ def _status_text(result: Status, fmt: str) -> str:
     )
     if result.count("missing"):
         lines.append(
-            "missing: recorded in the database but absent from the folder "
-            "(the database is ahead of this code)"
+            "missing: recorded in the database but absent from the folder (the database is ahead of this code)"
         )
     lines.extend(f"knex: {note}" for note in result.notes)
     return "\n".join(lines)

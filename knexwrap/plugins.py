@@ -113,9 +113,7 @@ def _by_id(project: Path, plugin_id: str) -> MigrationSet:
             f"plugin id {plugin_id!r} is declared by several packages with migrations: {_describe(matches)}; "
             "name the package instead"
         )
-    raise PluginNotFound(
-        f"no installed package with migrations has plugin id {plugin_id!r}; found: {_describe(found)}"
-    )
+    raise PluginNotFound(f"no installed package with migrations has plugin id {plugin_id!r}; found: {_describe(found)}")
 
 
 def resolve(project: Path, spec: str) -> MigrationSet:

@@ -19,8 +19,7 @@ PROJECT = ROOT / "fixtures" / "project"
 PLUGINS = PROJECT / "plugins"
 # Variables that would change which database knexwrap picks; every test states its own.
 CLEAN_ENV: dict[str, str | None] = {
-    k: None
-    for k in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "KNEXWRAP_CLIENT")
+    k: None for k in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "KNEXWRAP_CLIENT")
 }
 
 

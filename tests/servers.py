@@ -73,9 +73,7 @@ class MariaServer:
 def _run(
     cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(cmd), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return subprocess.run(list(cmd), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def _describe(proc: subprocess.CompletedProcess[str]) -> str:
@@ -271,9 +269,7 @@ class _Cluster:
     def stop(self) -> None:
         # Immediate: the data is thrown away, no need for a clean checkpoint.
         _run(
-            _as_pg_owner(
-                [str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"]
-            ),
+            _as_pg_owner([str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"]),
             cwd=self.root,
         )
         shutil.rmtree(self.root, ignore_errors=True)

@@ -59,9 +59,7 @@ def test_drop_database_ends_open_connections(pg: PgServer) -> None:
 
 
 def test_pg_database_fixture_gives_a_fresh_database(pg: PgServer, pg_database: str) -> None:
-    assert psql_rows(pg, pg_database, "select count(*) from pg_tables where schemaname = 'public'") == [
-        ("0",)
-    ]
+    assert psql_rows(pg, pg_database, "select count(*) from pg_tables where schemaname = 'public'") == [("0",)]
 
 
 def test_psql_rows_keeps_fields_and_newlines_apart(pg: PgServer) -> None:

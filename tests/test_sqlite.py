@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import PLUGINS, knexwrap, sqlite_rows, sqlite_tables
 
 CATALOG = [
@@ -42,9 +41,7 @@ def test_latest_applies_every_file_and_says_which(sqlite_dir: Path) -> None:
     assert result.code == 0, result.err
     assert applied(db) == [(name, 1) for name in CATALOG]
     assert {"entities", "locations", "refresh_state", "search"} <= sqlite_tables(db)
-    assert result.err.startswith(
-        "About to apply 4 migrations of catalog (@knexwrap-fixture/plugin-catalog-backend)"
-    )
+    assert result.err.startswith("About to apply 4 migrations of catalog (@knexwrap-fixture/plugin-catalog-backend)")
     assert result.out == (
         f"catalog (@knexwrap-fixture/plugin-catalog-backend) in {db}, table knex_migrations\n"
         "applied 4 migrations:\n"
@@ -165,7 +162,5 @@ def test_hyphenated_plugin_id_and_package_name(sqlite_dir: Path) -> None:
     by_id = knexwrap("latest", "user-settings", *opts(sqlite_dir), "--yes")
     assert by_id.code == 0
     assert applied(sqlite_dir / "user-settings.sqlite") == [("20220330000000_init.js", 1)]
-    by_package = knexwrap(
-        "current", "@knexwrap-fixture/plugin-user-settings-backend", *opts(sqlite_dir), "--json"
-    )
+    by_package = knexwrap("current", "@knexwrap-fixture/plugin-user-settings-backend", *opts(sqlite_dir), "--json")
     assert by_package.json()["current_version"] == "20220330000000"
