@@ -19,7 +19,7 @@ node: $(PROJECT)/node_modules/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet -e '.[dev]'
 	@# PYTHONDONTWRITEBYTECODE may be set: compile once so every start reads bytecode.
 	$(PY) -m compileall -q $(VENV)/lib knexwrap >/dev/null
 	touch $@
