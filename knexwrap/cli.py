@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import changes, commands, errors, output
+from . import changes, commands, errors, install, output, report
 from .connection import DEFAULT_PREFIX, Options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,11 +67,13 @@ def change_options(func: F) -> F:
     return click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")(func)
 
 
-def _target(plugin: str, kw: dict[str, Any]) -> commands.Target:
+def _options(kw: dict[str, Any]) -> Options:
     password = None
     if kw.pop("ask_password"):
         password = click.prompt("Database password", hide_input=True, err=True)
-    options = Options(
+    if kw["timeout"] <= 0:
+        raise errors.ConfigError("--timeout must be a positive number of seconds")
+    return Options(
         client=kw.pop("client"),
         host=kw.pop("host"),
         port=kw.pop("port"),
@@ -82,8 +84,10 @@ def _target(plugin: str, kw: dict[str, Any]) -> commands.Target:
         sqlite_dir=kw.pop("sqlite_dir"),
         env_file=kw.pop("env_file"),
     )
-    if kw["timeout"] <= 0:
-        raise errors.ConfigError("--timeout must be a positive number of seconds")
+
+
+def _target(plugin: str, kw: dict[str, Any]) -> commands.Target:
+    options = _options(kw)
     return commands.open_target(
         plugin,
         options,
@@ -104,12 +108,44 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("plugin")
+@click.argument("plugin", required=False)
 @target_options
 @output.output_options
-def status(plugin: str, as_json: bool, fmt: str, **kw: Any) -> None:
-    """Applied, pending and missing migrations of PLUGIN (knex migrate:list)."""
-    output.emit(commands.status(_target(plugin, kw)), as_json=as_json, fmt=fmt)
+@click.option("--verbose", "-v", is_flag=True, help="Show each migration's batch and run time.")
+@click.option("--check", is_flag=True, help="Exit non-zero unless every set is in sync (see README).")
+def status(plugin: str | None, as_json: bool, fmt: str, verbose: bool, check: bool, **kw: Any) -> None:
+    """Applied, pending and missing migrations of PLUGIN's database, or of every plugin database.
+
+    Read-only: creates no database, table or lock row.
+    """
+    if plugin is not None:
+        result: Any = commands.status(_target(plugin, kw))
+        states = [result.primary.state, *(s.state for s in result.other_sets)]
+    else:
+        if kw.pop("migrations_table_name"):
+            raise errors.ConfigError("--migrations-table-name needs a PLUGIN")
+        options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
+        progress = _progress() if not as_json and sys.stderr.isatty() else None
+        result = install.install_status(options, project_dir=project_dir, timeout=timeout, progress=progress)
+        states = [d.state for d in result.databases]
+    output.emit(result, as_json=as_json, fmt=fmt, verbose=verbose)
+    if check:
+        click.get_current_context().exit(check_code(states))
+
+
+def check_code(states: list[str]) -> int:
+    """status --check: 0 in sync, else the code of the worst state found (README, exit codes)."""
+    codes = {"unreachable": 5, "ahead": 8, "locked": 9, "behind": 10, "absent": 10}
+    found = [codes[s] for s in report.SEVERITY if s in states and s in codes]
+    return found[0] if found else 0
+
+
+def _progress() -> Callable[[str], None]:
+    def show(ident: str) -> None:
+        if not ident.startswith("#"):
+            click.echo(f"knexwrap: read {ident}", err=True)
+
+    return show
 
 
 @cli.command()
@@ -180,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
     try:
-        cli.main(args=args, prog_name="knexwrap", standalone_mode=False)
+        code = cli.main(args=args, prog_name="knexwrap", standalone_mode=False)
     except errors.KnexwrapError as failure:
         shown = failure.output if isinstance(failure, errors.KnexFailed) else ""
         output.error(failure.code, failure.message, failure.exit_code, as_json=as_json, output=shown)
@@ -204,4 +240,4 @@ def main(argv: list[str] | None = None) -> int:
             as_json=as_json,
         )
         return 1
-    return 0
+    return code if isinstance(code, int) else 0

@@ -5,26 +5,25 @@ The CLI is a thin layer over these; they return frozen dataclasses and raise Kne
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import connection as conn
-from . import errors, parse, plugins
+from . import errors, parse, plugins, report, sets
 from . import state as st
-from .node import Node
+from .node import PASSWORD_ENV, Node
+from .sets import MigrationSet
 
 
 @dataclass(frozen=True)
 class Target:
     project: Path
-    migrations: plugins.MigrationSet
+    migrations: MigrationSet
     connection: conn.Connection
     node: Node = field(repr=False)
 
     def knex_config(self, *, validate: bool = True) -> dict[str, Any]:
-        c = self.connection
-        timeout_ms = int(max(self.node.timeout - 2, 1) * 1000)
         migrations: dict[str, Any] = {
             "directory": self.migrations.directory,
             "tableName": self.migrations.table,
@@ -32,13 +31,7 @@ class Target:
         if not validate:
             # Lets migrate:list name rows whose files are gone instead of failing as "corrupt".
             migrations["disableMigrationsListValidation"] = True
-        return {
-            "client": c.client,
-            "connection": c.knex_connection(),
-            "useNullAsDefault": c.is_sqlite,
-            "acquireConnectionTimeout": timeout_ms,
-            "migrations": migrations,
-        }
+        return {**connection_config(self.connection, self.node.timeout), "migrations": migrations}
 
     def header(self) -> dict[str, Any]:
         return {
@@ -63,27 +56,19 @@ def open_target(
     project = plugins.find_project(cwd or Path.cwd(), project_dir)
     migrations = plugins.resolve(project, plugin)
     if table:
-        migrations = plugins.MigrationSet(**{**migrations.__dict__, "table": table})
+        migrations = replace(migrations, table=table)
     env = conn.load_environment(project, options.env_file)
     connection = conn.build(options, migrations.plugin_id, env)
     return Target(project, migrations, connection, Node(project, timeout, connection.password))
 
 
 @dataclass(frozen=True)
-class Migration:
-    name: str
-    state: str  # "applied", "pending" or "missing" (recorded in the database, file absent)
-
-
-@dataclass(frozen=True)
 class Status:
-    target: dict[str, Any]
-    current_version: str | None
-    migrations: tuple[Migration, ...]
-    notes: tuple[str, ...] = ()
+    """One plugin database: the set asked for, and the other sets living in the same database."""
 
-    def count(self, wanted: str) -> int:
-        return sum(1 for m in self.migrations if m.state == wanted)
+    target: dict[str, Any]
+    primary: report.SetReport
+    other_sets: tuple[report.SetReport, ...] = ()
 
 
 def _require_sqlite_file(target: Target) -> None:
@@ -92,15 +77,56 @@ def _require_sqlite_file(target: Target) -> None:
         raise errors.DatabaseMissing(f"SQLite database {target.connection.database} does not exist")
 
 
+def neighbours(target: Target) -> list[MigrationSet]:
+    """The other sets that live in the target's plugin database (scheduler, keys, modules)."""
+    plugin = target.migrations.plugin_id
+    if plugin is None or plugin == sets.EVERY_PLUGIN:
+        return []
+    found = sets.discover_all(target.project)
+    return [
+        s
+        for s in found
+        if s.plugin_id in (plugin, sets.EVERY_PLUGIN)
+        and (s.table, s.directory) != (target.migrations.table, target.migrations.directory)
+    ]
+
+
+def reader_entry(
+    connection: conn.Connection, tables: list[str], timeout: float, ident: str = "target"
+) -> dict[str, Any]:
+    return {
+        "id": ident,
+        "config": connection_config(connection, timeout),
+        "tables": tables,
+        "passwordEnv": PASSWORD_ENV,
+    }
+
+
+def connection_config(connection: conn.Connection, timeout: float) -> dict[str, Any]:
+    """The knex configuration of a connection, without migrations and without the password."""
+    return {
+        "client": connection.client,
+        "connection": connection.knex_connection(),
+        "useNullAsDefault": connection.is_sqlite,
+        "acquireConnectionTimeout": int(max(timeout - 2, 1) * 1000),
+    }
+
+
 def status(target: Target) -> Status:
-    """knex migrate:list, with recorded-but-missing files reported instead of failing as corrupt."""
+    """Every set of the plugin's database, read without creating anything (knex's list would)."""
     _require_sqlite_file(target)
-    run = target.node.knex(["migrate:list"], target.knex_config(validate=False))
-    listing = parse.parse_list(run.stdout)
-    present = set(st.list_files(target.migrations.directory))
-    rows = [Migration(n, "applied" if n in present else "missing") for n in listing.completed]
-    rows += [Migration(n, "pending") for n in listing.pending]
-    return Status(target.header(), st.current_version(listing.completed), tuple(rows), listing.notes)
+    others = neighbours(target)
+    tables = list(dict.fromkeys([target.migrations.table, *(s.table for s in others)]))
+    [result] = target.node.read([reader_entry(target.connection, tables, target.node.timeout)])
+    primary = report.set_report(
+        target.migrations, st.from_reader(result, target.migrations.table, target.migrations.directory)
+    )
+    rest = []
+    for other in others:
+        read = st.from_reader(result, other.table, other.directory)
+        if read.table_exists:  # a shared set the plugin never used is not part of its database
+            rest.append(report.set_report(other, read))
+    return Status(target.header(), primary, tuple(rest))
 
 
 @dataclass(frozen=True)
@@ -119,11 +145,6 @@ def read_state(target: Target) -> st.SetState:
     """Rows, batches and lock of the plugin's migrations table, without creating anything."""
     if target.connection.is_sqlite and not Path(target.connection.database).is_file():
         return st.SetState(False, (), st.list_files(target.migrations.directory), False)
-    entry = {
-        "id": "target",
-        "config": {k: v for k, v in target.knex_config().items() if k != "migrations"},
-        "tables": [target.migrations.table],
-        "passwordEnv": "KNEXWRAP_PASSWORD",
-    }
+    entry = reader_entry(target.connection, [target.migrations.table], target.node.timeout)
     [result] = target.node.read([entry])
     return st.from_reader(result, target.migrations.table, target.migrations.directory)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,19 @@ class Node:
             raise classify(run.stdout, run.stderr, run.exit_code)
         return run
 
-    def read(self, targets: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Run the read-only reader over several targets in one process."""
-        run = self._run([str(JS_DIR / "read_state.js")], {"KNEXWRAP_READ": json.dumps(targets)})
+    def read(
+        self,
+        targets: list[dict[str, Any]],
+        secrets: Mapping[str, str] | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run the read-only reader over several targets in one process.
+
+        `secrets` are extra environment variables (other targets' passwords), `progress` gets the id
+        of each target as the reader finishes it.
+        """
+        env = {"KNEXWRAP_READ": json.dumps(targets), **(secrets or {})}
+        run = self._run([str(JS_DIR / "read_state.js")], env, progress, tuple((secrets or {}).values()))
         if run.exit_code != 0:
             raise classify(run.stdout, run.stderr, run.exit_code)
         result: list[dict[str, Any]] = json.loads(run.stdout)
@@ -63,10 +74,19 @@ class Node:
             env[PASSWORD_ENV] = self.password
         return env
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self.password, _MASK) if self.password else text
+    def _redact(self, text: str, secrets: tuple[str, ...] = ()) -> str:
+        for secret in (self.password, *secrets):
+            if secret:
+                text = text.replace(secret, _MASK)
+        return text
 
-    def _run(self, argv: list[str], extra_env: dict[str, str]) -> Run:
+    def _run(
+        self,
+        argv: list[str],
+        extra_env: dict[str, str],
+        progress: Callable[[str], None] | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> Run:
         import sh  # deferred: a large import, and only commands that start node need it
 
         node = shutil.which("node")
@@ -83,11 +103,14 @@ class Node:
             _truncate_exc=False,
             _return_cmd=True,
         )
+        err_lines: list[str] = []
+        if progress is not None:
+            command = command.bake(_err=_progress_lines(progress, err_lines))
         try:
             done = command(*argv)
-            code, out, err = 0, done.stdout, done.stderr
+            code, out, err = 0, done.stdout, done.stderr or b""
         except sh.ErrorReturnCode as failed:
-            code, out, err = failed.exit_code, failed.stdout, failed.stderr
+            code, out, err = failed.exit_code, failed.stdout, failed.stderr or b""
         except sh.TimeoutException as expired:
             raise Timeout(
                 f"knex did not finish within {self.timeout:g} s and was stopped (raise it with --timeout)"
@@ -97,6 +120,15 @@ class Node:
         return Run(
             argv=(node, *argv),
             exit_code=code,
-            stdout=self._redact(out.decode("utf-8", "replace")),
-            stderr=self._redact(err.decode("utf-8", "replace")),
+            stdout=self._redact(out.decode("utf-8", "replace"), secrets),
+            stderr=self._redact("".join(err_lines) or err.decode("utf-8", "replace"), secrets),
         )
+
+
+def _progress_lines(progress: Callable[[str], None], kept: list[str]) -> Callable[[str], None]:
+    def on_line(line: str) -> None:
+        kept.append(line)  # sh keeps no stderr of its own once a callback takes it
+        if line.startswith("done "):
+            progress(line[5:].strip())
+
+    return on_line

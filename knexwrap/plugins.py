@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PluginAmbiguous, PluginNotFound, ToolMissing
+from .sets import EVERY_PLUGIN, MigrationSet, discover_all
 
 KNEX_BIN = Path("node_modules", ".bin", "knex")
-
-
-@dataclass(frozen=True)
-class MigrationSet:
-    plugin_id: str | None  # None: a bare folder outside any plugin package
-    package: str | None
-    version: str | None
-    directory: str  # absolute
-    table: str = "knex_migrations"
-    role: str | None = None
 
 
 def find_project(start: Path, explicit: str | None) -> Path:
@@ -39,62 +28,26 @@ def find_project(start: Path, explicit: str | None) -> Path:
     )
 
 
-def _read_package(folder: Path) -> MigrationSet | None:
-    try:
-        meta = json.loads((folder / "package.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    backstage = meta.get("backstage") if isinstance(meta, dict) else None
-    plugin_id = backstage.get("pluginId") if isinstance(backstage, dict) else None
-    return MigrationSet(
-        plugin_id=plugin_id if isinstance(plugin_id, str) else None,
-        package=meta.get("name"),
-        version=meta.get("version"),
-        directory=str((folder / "migrations").resolve()),
-        role=backstage.get("role") if isinstance(backstage, dict) else None,
-    )
-
-
-def _package_folders(node_modules: Path) -> list[Path]:
-    folders: list[Path] = []
-    for entry in sorted(os.scandir(node_modules), key=lambda e: e.name):
-        if entry.name.startswith("@") and entry.is_dir():
-            folders.extend(Path(sub.path) for sub in sorted(os.scandir(entry.path), key=lambda e: e.name))
-        elif not entry.name.startswith("."):
-            folders.append(Path(entry.path))
-    return folders
-
-
-def discover(project: Path) -> list[MigrationSet]:
-    """Every package in node_modules that declares a Backstage plugin id and ships migrations/."""
-    found = []
-    for folder in _package_folders(project / "node_modules"):
-        # A stat per package before any JSON parsing: real installs hold thousands of packages.
-        if (folder / "migrations").is_dir():
-            package = _read_package(folder)
-            if package is not None and package.plugin_id is not None:
-                found.append(package)
-    return found
-
-
-def _by_path(spec: str) -> MigrationSet:
+def _by_path(project: Path, spec: str) -> MigrationSet:
     directory = Path(spec).resolve()
     if not directory.is_dir():
         raise PluginNotFound(f"{spec}: no such migrations folder")
-    owner = _read_package(directory.parent) if (directory.parent / "package.json").is_file() else None
-    if owner is not None and owner.directory == str(directory):
-        return owner
+    for known in discover_all(project):
+        if known.directory == str(directory):
+            return known
     return MigrationSet(plugin_id=None, package=None, version=None, directory=str(directory))
 
 
 def _by_package(project: Path, name: str) -> MigrationSet:
-    folder = project / "node_modules" / name
-    package = _read_package(folder) if folder.is_dir() else None
-    if package is None:
+    if not (project / "node_modules" / name / "package.json").is_file():
         raise PluginNotFound(f"package {name} is not installed in {project / 'node_modules'}")
-    if not Path(package.directory).is_dir():
-        raise PluginNotFound(f"package {name} ships no migrations folder")
-    return package
+    found = [s for s in discover_all(project) if s.package == name]
+    if not found:
+        raise PluginNotFound(f"package {name} ships no migrations folder knexwrap knows of")
+    if len(found) > 1:
+        folders = ", ".join(s.directory for s in found)
+        raise PluginAmbiguous(f"package {name} ships several migration sets: name one folder: {folders}")
+    return found[0]
 
 
 def _describe(sets: list[MigrationSet]) -> str:
@@ -102,7 +55,7 @@ def _describe(sets: list[MigrationSet]) -> str:
 
 
 def _by_id(project: Path, plugin_id: str) -> MigrationSet:
-    found = discover(project)
+    found = [s for s in discover_all(project) if s.plugin_id not in (EVERY_PLUGIN, None)]
     matches = [s for s in found if s.plugin_id == plugin_id]
     # A plugin's modules share its id (catalog's incremental ingestion): the plugin itself wins.
     plugins = [s for s in matches if s.role == "backend-plugin"]
@@ -119,7 +72,7 @@ def _by_id(project: Path, plugin_id: str) -> MigrationSet:
 def resolve(project: Path, spec: str) -> MigrationSet:
     """PLUGIN as the user typed it: a folder path, a package name or a plugin id."""
     if spec.startswith((".", "/", "~")) or (os.sep in spec and not spec.startswith("@")):
-        return _by_path(os.path.expanduser(spec))
+        return _by_path(project, os.path.expanduser(spec))
     if spec.startswith("@"):
         return _by_package(project, spec)
     try:

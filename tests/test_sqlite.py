@@ -74,24 +74,52 @@ def test_status_text_and_json_after_two_ups(sqlite_dir: Path) -> None:
         "2 applied, 2 pending, 0 missing; current version 20240201000000\n"
     )
     doc = knexwrap("status", "catalog", *opts(sqlite_dir), "--json").json()
+    times = [m.pop("migration_time") for m in doc["migrations"]]
+    assert all(t.endswith("Z") for t in times[:2]) and times[2:] == [None, None]
+    assert doc.pop("last_run") == times[1]
     assert doc == {
         "command": "status",
         "plugin": "catalog",
         "package": "@knexwrap-fixture/plugin-catalog-backend",
+        "version": "1.0.0",
         "client": "better-sqlite3",
         "database": str(db),
         "migrations_table": "knex_migrations",
         "migrations_directory": str(PLUGINS / "catalog" / "migrations"),
+        "state": "behind",
+        "table_exists": True,
         "current_version": "20240201000000",
-        "migrations": [
-            {"name": CATALOG[0], "state": "applied"},
-            {"name": CATALOG[1], "state": "applied"},
-            {"name": CATALOG[2], "state": "pending"},
-            {"name": CATALOG[3], "state": "pending"},
-        ],
-        "notes": [],
+        "locked": False,
+        "last_batch": 2,
         "counts": {"applied": 2, "pending": 2, "missing": 0},
+        "migrations": [
+            {"name": CATALOG[0], "state": "applied", "batch": 1},
+            {"name": CATALOG[1], "state": "applied", "batch": 2},
+            {"name": CATALOG[2], "state": "pending", "batch": None},
+            {"name": CATALOG[3], "state": "pending", "batch": None},
+        ],
+        "other_sets": [],
     }
+
+
+def test_status_never_creates_tables(sqlite_dir: Path) -> None:
+    db = sqlite_dir / "catalog.sqlite"
+    __import__("sqlite3").connect(db).close()  # an empty database file, as a fresh backend leaves it
+    result = knexwrap("status", "catalog", *opts(sqlite_dir), "--json")
+    assert result.code == 0
+    assert (result.json()["table_exists"], result.json()["state"], result.json()["counts"]["pending"]) == (
+        False,
+        "behind",
+        4,
+    )
+    assert sqlite_tables(db) == set()
+
+
+def test_verbose_status_shows_batches(sqlite_dir: Path) -> None:
+    knexwrap("up", "catalog", *opts(sqlite_dir), "--yes")
+    out = knexwrap("status", "catalog", *opts(sqlite_dir), "--verbose").out
+    assert "migration                        state      batch  migration_time" in out
+    assert "20240101000000_init.js           applied        1  20" in out
 
 
 def test_rollback_reverts_exactly_the_last_batch(sqlite_dir: Path) -> None:

@@ -4,10 +4,18 @@
 //
 // Input (environment, never argv):
 //   KNEX_PATH            the project's knex/knex.js
-//   KNEXWRAP_READ        JSON list of {"id", "config", "tables", "passwordEnv"?}
+//   KNEXWRAP_READ        JSON list of {"id", "config", "tables", "passwordEnv"?, "listDatabases"?}
 //   the variable named by passwordEnv holds that target's password
-// Output: one JSON list on stdout, one entry per target: {"id", "tables": {...}} or {"id", "error"}.
+// Output: one JSON list on stdout, one entry per target: {"id", "tables": {...}}, {"id", "databases": [...]}
+// or {"id", "error"}; a line "done <id>" on stderr as each target finishes (knexwrap's progress).
 'use strict';
+
+// stdout carries the one JSON answer: whatever knex or a driver logs (knex 3.3 logs connection errors
+// with console.log) goes to stderr instead.
+const util = require('util');
+for (const level of ['log', 'info', 'warn', 'debug']) {
+  console[level] = (...args) => process.stderr.write(`${util.format(...args)}\n`);
+}
 
 const knexFactory = require(process.env.KNEX_PATH);
 
@@ -32,6 +40,18 @@ async function readTable(knex, table) {
   };
 }
 
+// Knex has no API to list databases: the one statement per server kind that it needs.
+const LIST_DATABASES = {
+  pg: 'select datname as name from pg_database where datistemplate = false',
+  mysql2: 'select schema_name as name from information_schema.schemata',
+};
+
+async function listDatabases(knex, client) {
+  const result = await knex.raw(LIST_DATABASES[client]);
+  const rows = Array.isArray(result) ? result[0] : result.rows;
+  return rows.map(r => r.name ?? r.NAME ?? r.SCHEMA_NAME);
+}
+
 async function readTarget(target) {
   const config = { ...target.config, pool: { min: 0, max: 1 } };
   const password = target.passwordEnv ? process.env[target.passwordEnv] : undefined;
@@ -40,6 +60,9 @@ async function readTarget(target) {
   }
   const knex = knexFactory(config);
   try {
+    if (target.listDatabases) {
+      return { id: target.id, databases: await listDatabases(knex, config.client) };
+    }
     const tables = {};
     for (const table of target.tables) {
       tables[table] = await readTable(knex, table);
@@ -49,6 +72,7 @@ async function readTarget(target) {
     return { id: target.id, error: { code: err.code ? String(err.code) : null, message: String(err.message || err) } };
   } finally {
     await knex.destroy();
+    process.stderr.write(`done ${target.id}\n`);
   }
 }
 

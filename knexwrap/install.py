@@ -1,0 +1,132 @@
+"""The whole install at a glance: every plugin database x migration set, read in one node process.
+
+Read-only: nothing here creates a database, a table or a lock row. Databases that do not exist yet
+and databases that cannot be reached are rows of the report, not failures of the whole report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import connection as conn
+from . import errors, report, sets
+from . import state as st
+from .commands import reader_entry
+from .failures import classify
+from .node import Node
+from .plugins import find_project
+
+_MISSING_DATABASE = ("3D000", "ER_BAD_DB_ERROR")  # pg and mysql codes for "no such database"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Who to read: each plugin database with the sets that may live in it."""
+
+    project: Path
+    databases: dict[str, conn.Connection]  # plugin id -> its database
+    sets_by_plugin: dict[str, list[sets.MigrationSet]]
+    prefix: str
+
+
+def plan(options: conn.Options, project_dir: str | None, cwd: Path | None = None) -> Plan:
+    if options.database:
+        raise errors.ConfigError("--database names one database: give a PLUGIN, or leave --database out")
+    project = find_project(cwd or Path.cwd(), project_dir)
+    found = sets.discover_all(project)
+    env = conn.load_environment(project, options.env_file)
+    shared = sets.shared_sets(found)
+    by_plugin: dict[str, list[sets.MigrationSet]] = {}
+    for one in sets.plugin_sets(found):
+        by_plugin.setdefault(str(one.plugin_id), []).append(one)
+    for plugin in by_plugin:
+        by_plugin[plugin] += shared
+    databases = {plugin: conn.build(options, plugin, env) for plugin in sorted(by_plugin)}
+    return Plan(project, databases, by_plugin, options.prefix)
+
+
+def _servers(p: Plan) -> dict[str, conn.Connection]:
+    """One connection per database server, to its maintenance database, for listing databases."""
+    servers = {(c.client, c.host, c.port, c.user): c for c in p.databases.values() if not c.is_sqlite}
+    return {
+        f"#server{i}": conn.Connection(
+            c.client, "postgres" if c.client == "pg" else "", c.host, c.port, c.user, c.password
+        )
+        for i, c in enumerate(servers.values())
+    }
+
+
+def _targets(p: Plan, timeout: float) -> list[dict[str, Any]]:
+    targets = []
+    for plugin, connection in p.databases.items():
+        if connection.is_sqlite and not Path(connection.database).is_file():
+            continue  # absent: opening it would create it
+        tables = list(dict.fromkeys(s.table for s in p.sets_by_plugin[plugin]))
+        targets.append(reader_entry(connection, tables, timeout, plugin))
+    for ident, server in _servers(p).items():
+        targets.append({**reader_entry(server, [], timeout, ident), "listDatabases": True})
+    return targets
+
+
+def _database(
+    plugin: str, connection: conn.Connection, p: Plan, result: dict[str, Any] | None
+) -> report.DatabaseReport:
+    where = connection.target()
+    if result is None:
+        return report.DatabaseReport(plugin, connection.client, where, "absent", None, ())
+    if "error" in result:
+        if result["error"].get("code") in _MISSING_DATABASE:
+            return report.DatabaseReport(plugin, connection.client, where, "absent", None, ())
+        message = classify("", f"Error: {result['error']['message']}", 1).message
+        return report.DatabaseReport(plugin, connection.client, where, "unreachable", message, ())
+    reports = []
+    for one in p.sets_by_plugin[plugin]:
+        read = st.from_reader(result, one.table, one.directory)
+        if read.table_exists or one.plugin_id != sets.EVERY_PLUGIN:
+            reports.append(report.set_report(one, read))
+    state = report.worst([r.state for r in reports])
+    return report.DatabaseReport(plugin, connection.client, where, state, None, tuple(reports))
+
+
+def _orphans(p: Plan, results: dict[str, dict[str, Any]]) -> tuple[list[report.DatabaseReport], list[str]]:
+    """Databases carrying the prefix that no installed plugin claims; notes for servers not listed."""
+    known = {c.database for c in p.databases.values()}
+    found: set[tuple[str, str]] = set()
+    notes = []
+    for ident, server in _servers(p).items():
+        result = results.get(ident, {})
+        if "databases" not in result:
+            notes.append(f"could not list the databases of {server.target()}: {result.get('error', {}).get('message')}")
+            continue
+        names = {n for n in result["databases"] if n.startswith(p.prefix) and n not in known}
+        found |= {(server.client, replace_database(server, n)) for n in names}
+    for folder in {Path(c.database).parent for c in p.databases.values() if c.is_sqlite}:
+        found |= {("better-sqlite3", str(f)) for f in folder.glob("*.sqlite") if str(f) not in known}
+    orphans = [report.DatabaseReport(None, client, where, "orphan", None, ()) for client, where in sorted(found)]
+    return orphans, notes
+
+
+def replace_database(server: conn.Connection, name: str) -> str:
+    return conn.Connection(server.client, name, server.host, server.port, server.user).target()
+
+
+def install_status(
+    options: conn.Options,
+    *,
+    project_dir: str | None = None,
+    timeout: float = 30.0,
+    progress: Callable[[str], None] | None = None,
+) -> report.InstallReport:
+    p = plan(options, project_dir)
+    passwords = {c.password for c in p.databases.values() if c.password}
+    if len(passwords) > 1:
+        raise errors.ConfigError("plugin databases with different passwords are not supported yet")
+    node = Node(p.project, timeout, next(iter(passwords), None))
+    targets = _targets(p, timeout)
+    results = {r["id"]: r for r in node.read(targets, progress=progress)} if targets else {}
+    databases = [_database(plugin, c, p, results.get(plugin)) for plugin, c in p.databases.items()]
+    orphans, notes = _orphans(p, results)
+    return report.InstallReport(tuple(databases + orphans), tuple(notes))

@@ -1,0 +1,139 @@
+"""Text renderings for people: one function per result type, tables through tabulate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .changes import Outcome
+from .commands import Current, Status
+from .report import DatabaseReport, InstallReport, SetReport
+
+VERBS = {"apply": ("apply", "applied"), "revert": ("revert", "reverted"), "unlock": ("release", "released")}
+
+
+def render(result: Any, fmt: str, verbose: bool) -> str:
+    if isinstance(result, Status):
+        return _status(result, fmt, verbose)
+    if isinstance(result, InstallReport):
+        return _install(result, fmt, verbose)
+    if isinstance(result, Current):
+        return f"{where(result.target)}\ncurrent version: {result.current_version or 'none'}"
+    if isinstance(result, Outcome):
+        return _outcome(result, fmt)
+    raise TypeError(f"no text rendering for {type(result).__name__}")
+
+
+def count(n: int) -> str:
+    return f"{n} migration" if n == 1 else f"{n} migrations"
+
+
+def where(target: dict[str, Any]) -> str:
+    plugin = target["plugin"] or "(no plugin)"
+    package = f" ({target['package']})" if target["package"] else ""
+    return f"{plugin}{package} in {target['database']}, table {target['migrations_table']}"
+
+
+def table(rows: list[list[Any]], headers: list[str], fmt: str) -> str:
+    from tabulate import tabulate  # deferred: --json output never needs it
+
+    return tabulate(rows, headers=headers, tablefmt=fmt)
+
+
+def _migrations(report: SetReport, fmt: str, verbose: bool) -> str:
+    if not report.migrations:
+        return "(no migrations in the folder or the database)"
+    if verbose:
+        rows = [[m.name, m.state, m.batch, m.migration_time] for m in report.migrations]
+        return table(rows, ["migration", "state", "batch", "migration_time"], fmt)
+    return table([[m.name, m.state] for m in report.migrations], ["migration", "state"], fmt)
+
+
+def _summary(report: SetReport) -> str:
+    c = report.counts
+    line = f"{c['applied']} applied, {c['pending']} pending, {c['missing']} missing; "
+    return line + f"current version {report.current_version or 'none'}"
+
+
+def _set_line(report: SetReport) -> str:
+    version = f" {report.version}" if report.version else ""
+    return f"{report.migrations_table} ({report.package}{version}): {_summary(report)}; {report.state}"
+
+
+def _status(result: Status, fmt: str, verbose: bool) -> str:
+    primary = result.primary
+    lines = [where(result.target), "", _migrations(primary, fmt, verbose), "", _summary(primary)]
+    if primary.counts["missing"]:
+        lines.append(
+            "missing: recorded in the database but absent from the folder (the database is ahead of this code)"
+        )
+    if primary.locked:
+        lines.append("lock: HELD (if no backend or knex is running, release it with knexwrap unlock)")
+    if result.other_sets:
+        lines += ["", "other migration sets in this database:"]
+    for other in result.other_sets:
+        lines.append(_set_line(other))
+        if verbose:
+            lines += [_migrations(other, fmt, verbose), ""]
+    return "\n".join(lines)
+
+
+def _database_rows(db: DatabaseReport) -> list[list[Any]]:
+    if not db.sets:
+        return [
+            [db.database, db.plugin or "", "", "", "", "", "", "", "", db.state + (f": {db.error}" if db.error else "")]
+        ]
+    rows = []
+    for i, s in enumerate(db.sets):
+        name = f"{s.package} {s.version or ''}".strip()
+        rows.append(
+            [
+                db.database if i == 0 else "",
+                name,
+                s.migrations_table,
+                s.counts["applied"],
+                s.counts["pending"],
+                s.counts["missing"],
+                s.current_version or "none",
+                "HELD" if s.locked else "",
+                f"{s.last_batch} at {s.last_run}" if s.last_batch is not None else "",
+                s.state,
+            ]
+        )
+    return rows
+
+
+def _install(result: InstallReport, fmt: str, verbose: bool) -> str:
+    rows = [row for db in result.databases for row in _database_rows(db)]
+    headers = ["database", "set", "table", "applied", "pending", "missing", "current", "lock", "last batch", "state"]
+    summary = ", ".join(f"{n} {state}" for state, n in result.summary.items() if n)
+    lines = [table(rows, headers, fmt), "", f"{len(result.databases)} databases: {summary or 'none'}"]
+    for db in result.databases:
+        for s in db.sets:
+            if s.counts["missing"] or (verbose and s.counts["pending"]):
+                lines.append(
+                    f"{db.database} {s.migrations_table}: missing {', '.join(s.names('missing')) or '-'}"
+                    f"; pending {', '.join(s.names('pending')) or '-'}"
+                )
+    return "\n".join(lines)
+
+
+def _outcome(result: Outcome, fmt: str) -> str:
+    future, past = VERBS[result.action]
+    if result.action == "unlock":
+        if not result.planned:
+            state = "the lock is not held: nothing to release"
+        elif result.dry_run:
+            state = "would release the migration lock (dry run: nothing was changed)"
+        else:
+            state = f"released the migration lock ({result.planned[0]})"
+        return f"{where(result.target)}\n{state}"
+    if not result.planned:
+        return f"{where(result.target)}\nnothing to {future}"
+    names = result.planned if result.dry_run else result.done
+    verb = f"would {future}" if result.dry_run else past
+    rows = [[i, n] for i, n in enumerate(names, 1)]
+    lines = [where(result.target), f"{verb} {count(len(names))}:", table(rows, ["#", "name"], fmt)]
+    if result.dry_run:
+        lines.append("dry run: nothing was changed")
+    lines.extend(f"knex: {note}" for note in result.notes)
+    return "\n".join(lines)
