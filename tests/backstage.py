@@ -21,6 +21,8 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Final
 
+from servers import PgServer
+
 ROOT: Final = Path(__file__).resolve().parents[1]
 # Installed by `cd fixtures/project && npm ci`; the built projects borrow its modules.
 FIXTURE_MODULES: Final = ROOT / "fixtures" / "project" / "node_modules"
@@ -234,3 +236,28 @@ def _write_manifest(project: Path, dependencies: dict[str, str]) -> None:
     # A root package.json like a real backend's, so the project reads as one; knex does not need it.
     meta = {"name": "knexwrap-backstage-fixture", "private": True, "dependencies": dict(sorted(dependencies.items()))}
     (project / "package.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+KNEX_TIMEOUT_SECONDS: Final = 120
+
+
+def knex(
+    project: Path, pg: PgServer, db: str, command: str, folder: Path, table: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`node <project>/node_modules/.bin/knex <command>` the way knexwrap calls it."""
+    cmd = ["node", str(project / "node_modules" / ".bin" / "knex"), command, "--client", "pg"]
+    cmd += ["--connection", pg.url(db), "--migrations-directory", str(folder.resolve())]
+    if table is not None:
+        cmd += ["--migrations-table-name", table]
+    # No colors, and no PG* variable of ours steering the driver to another server or user.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "FORCE_COLOR"}
+    env["NO_COLOR"] = "1"
+    return subprocess.run(
+        cmd, cwd=project, env=env, capture_output=True, text=True, timeout=KNEX_TIMEOUT_SECONDS, check=False
+    )
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> str:
+    """stdout of a knex call that must succeed; its stderr in the failure message otherwise."""
+    assert proc.returncode == 0, proc.stderr or proc.stdout
+    return proc.stdout

@@ -7,8 +7,6 @@ so a failure points at a changed fact about Backstage or knex, not at knexwrap.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,36 +23,15 @@ from backstage import (
     TASKS,
     FetchFailed,
     fetch,
+    knex,
     make_project,
+    ok,
     package_dir,
     swap,
 )
 from servers import PgServer, psql_rows
 
 CORRUPT = "The migration directory is corrupt, the following files are missing: "
-KNEX_TIMEOUT_SECONDS = 120
-
-
-def knex(
-    project: Path, pg: PgServer, db: str, command: str, folder: Path, table: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`node <project>/node_modules/.bin/knex <command>` the way knexwrap calls it."""
-    cmd = ["node", str(project / "node_modules" / ".bin" / "knex"), command, "--client", "pg"]
-    cmd += ["--connection", pg.url(db), "--migrations-directory", str(folder.resolve())]
-    if table is not None:
-        cmd += ["--migrations-table-name", table]
-    # No colors, and no PG* variable of ours steering the driver to another server or user.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "FORCE_COLOR"}
-    env["NO_COLOR"] = "1"
-    return subprocess.run(
-        cmd, cwd=project, env=env, capture_output=True, text=True, timeout=KNEX_TIMEOUT_SECONDS, check=False
-    )
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    """stdout of a knex call that must succeed; its stderr in the failure message otherwise."""
-    assert proc.returncode == 0, proc.stderr or proc.stdout
-    return proc.stdout
 
 
 def applied(pg: PgServer, db: str, table: str = "knex_migrations") -> list[str]:
