@@ -1,0 +1,697 @@
+"""knexwrap.appconfig: Backstage's app-config database settings, read the way Backstage reads them.
+
+The files are written in the shapes of Backstage's create-app templates and database docs. Expected values
+were checked against @backstage/config-loader 1.11.5 and @backstage/backend-defaults 0.19.0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from knexwrap.appconfig import LoadedConfig, PluginDatabase, find_config_files, load, plugin_database
+from knexwrap.errors import ConfigError
+
+# packages/create-app/templates/default-app/app-config.production.yaml
+PRODUCTION = """\
+app:
+  baseUrl: http://localhost:7007
+
+backend:
+  baseUrl: http://localhost:7007
+  listen:
+    port: 7007
+    host: 0.0.0.0
+
+  # config options: https://node-postgres.com/api/client
+  database:
+    client: pg
+    connection:
+      host: ${POSTGRES_HOST}
+      port: ${POSTGRES_PORT}
+      user: ${POSTGRES_USER}
+      password: ${POSTGRES_PASSWORD}
+"""
+
+# packages/create-app/templates/default-app/app-config.production.mysql.yaml
+PRODUCTION_MYSQL = """\
+backend:
+  baseUrl: http://localhost:7007
+  listen: ':7007'
+  database:
+    client: mysql2
+    connection:
+      host: ${MYSQL_HOST}
+      port: ${MYSQL_PORT}
+      user: ${MYSQL_USER}
+      password: ${MYSQL_PASSWORD}
+"""
+
+PG_ENV = {
+    "POSTGRES_HOST": "db.internal",
+    "POSTGRES_PORT": "5432",
+    "POSTGRES_USER": "backstage",
+    "POSTGRES_PASSWORD": "s3cret!",
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The project folder, also the working directory, so messages name files as `app-config.yaml`."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def database_for(
+    project: Path, text: str, plugin: str = "catalog", env: dict[str, str] | None = None
+) -> PluginDatabase | None:
+    config = load([write(project, "app-config.yaml", text)], env or {})
+    return plugin_database(config, plugin, base=project)
+
+
+def config_error(project: Path, text: str, plugin: str = "catalog", env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        database_for(project, text, plugin, env)
+    assert caught.value.exit_code == 3
+    assert "\n" not in caught.value.message
+    return caught.value.message
+
+
+def pg(**changes: object) -> PluginDatabase:
+    values: dict[str, object] = {
+        "client": "pg",
+        "host": "db.internal",
+        "port": 5432,
+        "user": "backstage",
+        "password": "s3cret!",
+        "database": "backstage_plugin_catalog",
+        "schema": None,
+        "filename": None,
+        "extra": {},
+        "source": "app-config.yaml: backend.database",
+    }
+    values.update(changes)
+    return PluginDatabase(**values)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------- PostgreSQL
+
+
+def test_production_template_with_postgres_variables(project: Path) -> None:
+    config = load([write(project, "app-config.production.yaml", PRODUCTION)], PG_ENV)
+    database = plugin_database(config, "catalog", base=project)
+    assert database == pg(source="app-config.production.yaml: backend.database")
+    assert "s3cret!" not in repr(database)
+    assert database is not None
+    assert database.knex_connection() == {
+        "host": "db.internal",
+        "port": 5432,
+        "user": "backstage",
+        "database": "backstage_plugin_catalog",
+    }
+
+
+def test_each_plugin_gets_prefix_plus_its_id(project: Path) -> None:
+    config = load([write(project, "app-config.yaml", PRODUCTION)], PG_ENV)
+    user_settings = plugin_database(config, "user-settings", base=project)
+    assert user_settings is not None
+    assert user_settings.database == "backstage_plugin_user-settings"
+
+
+def test_custom_prefix(project: Path) -> None:
+    text = PRODUCTION.replace("    client: pg\n", "    client: pg\n    prefix: bs_\n")
+    assert database_for(project, text, env=PG_ENV) == pg(database="bs_catalog")
+
+
+def test_connection_string_is_parsed_with_percent_decoding(project: Path) -> None:
+    text = """\
+backend:
+  database:
+    client: pg
+    connection: postgresql://back%40stage:p%40ss%2Fword@db.example.com:5433/ignored?sslmode=require
+"""
+    assert database_for(project, text) == pg(
+        host="db.example.com",
+        port=5433,
+        user="back@stage",
+        password="p@ss/word",
+        extra={"sslmode": "require", "ssl": {}},
+    )
+
+
+def test_connection_string_from_a_variable(project: Path) -> None:
+    text = "backend:\n  database:\n    client: pg\n    connection: ${DATABASE_URL}\n"
+    env = {"DATABASE_URL": "postgres://backstage:pw@pg:5432/backstage?sslmode=disable"}
+    assert database_for(project, text, env=env) == pg(
+        host="pg", password="pw", extra={"sslmode": "disable", "ssl": False}
+    )
+
+
+def test_plugin_override_to_another_database(project: Path) -> None:
+    text = (
+        PRODUCTION
+        + """\
+    plugin:
+      catalog:
+        connection:
+          database: catalog_db
+      scaffolder:
+        connection:
+          host: scaffolder-db.internal
+          password: other
+"""
+    )
+    config = load([write(project, "app-config.yaml", text)], PG_ENV)
+    assert plugin_database(config, "catalog", base=project) == pg(
+        database="catalog_db", source="app-config.yaml: backend.database.plugin.catalog"
+    )
+    assert plugin_database(config, "scaffolder", base=project) == pg(
+        host="scaffolder-db.internal",
+        password="other",
+        database="backstage_plugin_scaffolder",
+        source="app-config.yaml: backend.database.plugin.scaffolder",
+    )
+    assert plugin_database(config, "auth", base=project) == pg(database="backstage_plugin_auth")
+
+
+def test_plugin_connection_string_override(project: Path) -> None:
+    text = PRODUCTION + "    plugin:\n      catalog:\n        connection: postgres://cat:catpw@catalog-db/cat\n"
+    # The parsed URL has port '' and replaces the base port whole: pg then uses its default.
+    assert database_for(project, text, env=PG_ENV) == pg(
+        host="catalog-db",
+        port=None,
+        user="cat",
+        password="catpw",
+        database="cat",
+        source="app-config.yaml: backend.database.plugin.catalog",
+    )
+
+
+def test_schema_mode_with_schema_prefix(project: Path) -> None:
+    text = """\
+backend:
+  database:
+    client: pg
+    pluginDivisionMode: schema
+    schemaPrefix: backstage_
+    connection:
+      host: ${POSTGRES_HOST}
+      port: ${POSTGRES_PORT}
+      user: ${POSTGRES_USER}
+      password: ${POSTGRES_PASSWORD}
+      database: backstage
+"""
+    assert database_for(project, text, env=PG_ENV) == pg(database="backstage", schema="backstage_catalog")
+
+
+def test_schema_mode_without_a_database_name_leaves_it_to_the_server(project: Path) -> None:
+    text = PRODUCTION.replace("    client: pg\n", "    client: pg\n    pluginDivisionMode: schema\n")
+    assert database_for(project, text, env=PG_ENV) == pg(database=None, schema="catalog")
+
+
+def test_role_is_the_base_role(project: Path) -> None:
+    text = PRODUCTION.replace("    client: pg\n", "    client: pg\n    role: backstage_owner\n")
+    database = database_for(project, text, env=PG_ENV)
+    assert database is not None
+    assert database.role == "backstage_owner"
+
+
+def test_ssl_settings_are_kept_and_merged_deeply(project: Path) -> None:
+    text = (
+        PRODUCTION
+        + """\
+      ssl:
+        ca: CERT
+        rejectUnauthorized: true
+    plugin:
+      catalog:
+        connection:
+          ssl:
+            rejectUnauthorized: false
+"""
+    )
+    database = database_for(project, text, env=PG_ENV)
+    assert database is not None
+    assert database.extra == {"ssl": {"ca": "CERT", "rejectUnauthorized": False}}
+
+
+def test_plugin_switching_to_pg_still_inherits_base_keys_like_backstage(project: Path) -> None:
+    # buildPgDatabaseConfig lodash-merges the whole base connection under the plugin's own.
+    text = """\
+backend:
+  database:
+    client: mysql2
+    connection:
+      host: mysql.internal
+      port: 3306
+      user: root
+      password: mysql-pw
+    plugin:
+      catalog:
+        client: pg
+        connection:
+          host: pg.internal
+          password: pg-pw
+"""
+    assert database_for(project, text) == pg(
+        host="pg.internal",
+        port=3306,
+        user="root",
+        password="pg-pw",
+        source="app-config.yaml: backend.database.plugin.catalog",
+    )
+
+
+def test_plugin_switching_to_another_client_does_not_inherit(project: Path) -> None:
+    text = (
+        PRODUCTION
+        + """\
+    plugin:
+      auth:
+        client: better-sqlite3
+        connection:
+          directory: ./sqlite-data
+"""
+    )
+    assert database_for(project, text, "auth", env=PG_ENV) == PluginDatabase(
+        client="better-sqlite3",
+        host=None,
+        port=None,
+        user=None,
+        password=None,
+        database=None,
+        schema=None,
+        filename=str(project / "sqlite-data" / "auth.sqlite"),
+        extra={},
+        source="app-config.yaml: backend.database.plugin.auth",
+    )
+
+
+# ------------------------------------------------------------------------------------------- SQLite
+
+
+def test_better_sqlite3_with_a_directory(project: Path) -> None:
+    text = "backend:\n  database:\n    client: better-sqlite3\n    connection:\n      directory: ./sqlite-data\n"
+    assert database_for(project, text) == PluginDatabase(
+        client="better-sqlite3",
+        host=None,
+        port=None,
+        user=None,
+        password=None,
+        database=None,
+        schema=None,
+        filename=str(project / "sqlite-data" / "catalog.sqlite"),
+        extra={},
+        source="app-config.yaml: backend.database",
+    )
+
+
+def test_sqlite_plugin_filename_joins_the_directory(project: Path) -> None:
+    text = """\
+backend:
+  database:
+    client: sqlite3
+    connection:
+      directory: /var/lib/backstage
+    plugin:
+      catalog:
+        connection:
+          filename: catalog.db
+"""
+    database = database_for(project, text)
+    assert database is not None
+    assert (database.client, database.filename) == ("sqlite3", "/var/lib/backstage/catalog.db")
+
+
+def test_sqlite_without_a_directory_uses_the_project_folder(project: Path) -> None:
+    text = "backend:\n  database:\n    client: better-sqlite3\n    connection: {}\n"
+    database = database_for(project, text, "scaffolder")
+    assert database is not None
+    assert database.filename == str(project / "scaffolder.sqlite")
+
+
+# -------------------------------------------------------------------------------------------- MySQL
+
+
+def test_mysql2_production_template(project: Path) -> None:
+    env = {"MYSQL_HOST": "mysql.internal", "MYSQL_PORT": "3306", "MYSQL_USER": "root", "MYSQL_PASSWORD": "pw"}
+    config = load([write(project, "app-config.production.yaml", PRODUCTION_MYSQL)], env)
+    assert plugin_database(config, "auth", base=project) == PluginDatabase(
+        client="mysql2",
+        host="mysql.internal",
+        port=3306,
+        user="root",
+        password="pw",
+        database="backstage_plugin_auth",
+        schema=None,
+        filename=None,
+        extra={},
+        source="app-config.production.yaml: backend.database",
+    )
+
+
+def test_mysql_connection_string_keeps_percent_escapes_like_backstage(project: Path) -> None:
+    # parseMysqlConnectionString reads Node's URL.username/.password, which stay percent-encoded.
+    text = """\
+backend:
+  database:
+    client: mysql
+    connection: mysql://root:p%40ss@mysql.internal:3307/ignored?ssl=Amazon%20RDS
+"""
+    assert database_for(project, text, "auth") == PluginDatabase(
+        client="mysql2",
+        host="mysql.internal",
+        port=3307,
+        user="root",
+        password="p%40ss",
+        database="backstage_plugin_auth",
+        schema=None,
+        filename=None,
+        extra={"ssl": "Amazon RDS"},
+        source="app-config.yaml: backend.database",
+    )
+
+
+# ------------------------------------------------------------------------------------- substitution
+
+
+def test_fallback_is_used_when_the_variable_is_unset_or_empty(project: Path) -> None:
+    text = """\
+backend:
+  database:
+    client: pg
+    connection:
+      host: ${POSTGRES_HOST:-localhost}
+      port: ${POSTGRES_PORT:-5432}
+      user: ${POSTGRES_USER:-postgres}
+      password: ${POSTGRES_PASSWORD}
+"""
+    env = {"POSTGRES_HOST": "", "POSTGRES_PASSWORD": "pw"}
+    assert database_for(project, text, env=env) == pg(host="localhost", user="postgres", password="pw")
+
+
+def test_double_dollar_is_a_literal(project: Path) -> None:
+    text = PRODUCTION.replace("${POSTGRES_PASSWORD}", "pa$${not_a_variable}")
+    database = database_for(project, text, env=PG_ENV)
+    assert database is not None
+    assert database.password == "pa${not_a_variable}"
+
+
+def test_env_include(project: Path) -> None:
+    text = PRODUCTION.replace("${POSTGRES_PASSWORD}", "\n        $env: DB_SECRET")
+    database = database_for(project, text, env={**PG_ENV, "DB_SECRET": " from-env "})
+    assert database is not None
+    assert database.password == "from-env"
+
+
+def test_file_include_is_relative_to_the_config_file(project: Path) -> None:
+    write(project, "config/secrets/pg-password", "from-file\n")
+    text = PRODUCTION.replace("${POSTGRES_PASSWORD}", "\n        $file: secrets/pg-password")
+    config = load([write(project, "config/app-config.yaml", text)], PG_ENV)
+    assert plugin_database(config, "catalog", base=project) == pg(
+        password="from-file", source="config/app-config.yaml: backend.database"
+    )
+
+
+def test_yaml_is_read_as_yaml_1_2(project: Path) -> None:
+    text = PRODUCTION.replace("${POSTGRES_USER}", "yes").replace("${POSTGRES_PASSWORD}", "2024-01-01")
+    database = database_for(project, text, env=PG_ENV)
+    assert database is not None
+    assert (database.user, database.password) == ("yes", "2024-01-01")
+
+
+# -------------------------------------------------------------------------------- merging and files
+
+
+def test_app_config_environment_override(project: Path) -> None:
+    env = {
+        **PG_ENV,
+        "APP_CONFIG_backend_database_connection_host": "override.internal",
+        "APP_CONFIG_backend_database_connection_port": "6543",
+    }
+    config = load([write(project, "app-config.yaml", PRODUCTION)], env)
+    assert config["backend"]["database"]["connection"]["port"] == 6543  # a JSON value
+    assert plugin_database(config, "catalog", base=project) == pg(
+        host="override.internal",
+        port=6543,
+        source="app-config.yaml, APP_CONFIG_backend_database_connection_host, "
+        "APP_CONFIG_backend_database_connection_port: backend.database",
+    )
+
+
+def test_two_files_later_wins_and_objects_merge(project: Path) -> None:
+    write(
+        project,
+        "app-config.yaml",
+        """\
+backend:
+  database:
+    client: pg
+    connection:
+      host: localhost
+      port: 5432
+      user: postgres
+      password: ${POSTGRES_PASSWORD}
+""",
+    )
+    write(
+        project,
+        "app-config.local.yaml",
+        "backend:\n  database:\n    connection:\n      host: dev-db\n      password: local-pw\n",
+    )
+    files = find_config_files(project, [], env={})
+    assert files == [project / "app-config.yaml", project / "app-config.local.yaml"]
+    config = load(files, {})  # POSTGRES_PASSWORD is unset, but the local file gives the password
+    assert plugin_database(config, "catalog", base=project) == pg(
+        host="dev-db",
+        user="postgres",
+        password="local-pw",
+        source="app-config.yaml, app-config.local.yaml: backend.database",
+    )
+
+
+def test_null_in_a_later_file_removes_a_key(project: Path) -> None:
+    first = write(project, "app-config.yaml", PRODUCTION + "    prefix: bs_\n")
+    second = write(project, "app-config.local.yaml", "backend:\n  database:\n    prefix: null\n")
+    database = plugin_database(load([first, second], PG_ENV), "catalog", base=project)
+    assert database is not None
+    assert database.database == "backstage_plugin_catalog"
+
+
+def test_find_config_files_with_backstage_env_and_explicit_files(project: Path) -> None:
+    for name in ("app-config.yaml", "app-config.production.yaml", "app-config.local.yaml", "other.yaml"):
+        write(project, name, "{}\n")
+    assert find_config_files(project, [], env={"BACKSTAGE_ENV": "production"}) == [
+        project / "app-config.yaml",
+        project / "app-config.production.yaml",
+        project / "app-config.local.yaml",
+    ]
+    assert find_config_files(project, ["other.yaml", "app-config.yaml"]) == [
+        project / "other.yaml",
+        project / "app-config.yaml",
+    ]
+    with pytest.raises(ConfigError, match=r"^--config missing\.yaml: no such file$"):
+        find_config_files(project, ["missing.yaml"])
+
+
+def test_no_config_files_and_no_database_section(project: Path) -> None:
+    assert find_config_files(project, [], env={}) == []
+    assert plugin_database(load([], {}), "catalog", base=project) is None
+    assert database_for(project, "app:\n  title: Backstage\n") is None
+
+
+def test_load_returns_the_merged_config(project: Path) -> None:
+    config = load([write(project, "app-config.yaml", PRODUCTION)], {"POSTGRES_HOST": "h"})
+    assert isinstance(config, LoadedConfig)
+    assert config["backend"]["database"] == {"client": "pg", "connection": {"host": "h"}}
+
+
+# ------------------------------------------------------------------------------------------- errors
+
+
+def test_error_missing_variable_for_a_needed_value(project: Path) -> None:
+    env = {k: v for k, v in PG_ENV.items() if k != "POSTGRES_PASSWORD"}
+    config = load([write(project, "app-config.production.yaml", PRODUCTION)], env)
+    with pytest.raises(ConfigError) as caught:
+        plugin_database(config, "catalog", base=project)
+    assert caught.value.message == (
+        "app-config.production.yaml: backend.database.connection.password: ${POSTGRES_PASSWORD} is not set"
+    )
+
+
+def test_error_missing_variable_for_the_whole_connection(project: Path) -> None:
+    text = "backend:\n  database:\n    client: pg\n    connection: ${DATABASE_URL}\n"
+    assert config_error(project, text) == "app-config.yaml: backend.database.connection: ${DATABASE_URL} is not set"
+
+
+def test_error_missing_env_include(project: Path) -> None:
+    text = PRODUCTION.replace("${POSTGRES_PASSWORD}", "\n        $env: DB_SECRET")
+    assert (
+        config_error(project, text, env=PG_ENV)
+        == "app-config.yaml: backend.database.connection.password: $env DB_SECRET is not set"
+    )
+
+
+def test_error_yaml_syntax(project: Path) -> None:
+    text = "backend:\n  database:\n    client: pg\n   connection: x\n"
+    assert config_error(project, text) == (
+        "app-config.yaml: line 4, column 4: YAML syntax error: expected <block end>, but found '<block mapping start>'"
+    )
+
+
+def test_error_duplicate_key(project: Path) -> None:
+    text = "backend:\n  database:\n    client: pg\n    client: mysql2\n"
+    assert (
+        config_error(project, text) == "app-config.yaml: line 4, column 5: duplicate key 'client': keys must be unique"
+    )
+
+
+def test_error_unknown_client(project: Path) -> None:
+    text = PRODUCTION.replace("client: pg", "client: postgres")
+    assert config_error(project, text, env=PG_ENV) == (
+        "app-config.yaml: backend.database.client: unsupported client 'postgres': "
+        "Backstage accepts pg, better-sqlite3, sqlite3, mysql2, mysql"
+    )
+
+
+def test_error_memory_connection_string(project: Path) -> None:
+    # the create-app template's app-config.yaml
+    text = "backend:\n  database:\n    client: better-sqlite3\n    connection: ':memory:'\n"
+    assert config_error(project, text) == (
+        "app-config.yaml: backend.database.connection: ':memory:' is an in-memory SQLite database that only the "
+        "Backstage process can open; set connection.directory to keep the plugin databases in files"
+    )
+
+
+def test_error_memory_filename(project: Path) -> None:
+    text = """\
+backend:
+  database:
+    client: better-sqlite3
+    connection:
+      directory: ./sqlite-data
+    plugin:
+      catalog:
+        connection:
+          filename: ':memory:'
+"""
+    assert config_error(project, text) == (
+        "app-config.yaml: backend.database.plugin.catalog.connection.filename: ':memory:' is an in-memory SQLite "
+        "database that only the Backstage process can open; set connection.directory to keep the plugin databases "
+        "in files"
+    )
+
+
+def test_error_base_sqlite_filename(project: Path) -> None:
+    text = "backend:\n  database:\n    client: better-sqlite3\n    connection:\n      filename: backstage.db\n"
+    assert config_error(project, text) == (
+        "app-config.yaml: backend.database.connection.filename: a file name is not supported for the base SQLite "
+        "connection: use connection.directory, or set backend.database.plugin.<pluginId>.connection.filename"
+    )
+
+
+def test_error_file_include_missing(project: Path) -> None:
+    text = PRODUCTION.replace("${POSTGRES_PASSWORD}", "\n        $file: secrets/missing")
+    assert config_error(project, text, env=PG_ENV) == (
+        "app-config.yaml: backend.database.connection.password: $file secrets/missing does not exist"
+    )
+
+
+def test_error_schema_mode_on_sqlite(project: Path) -> None:
+    text = """\
+backend:
+  database:
+    client: better-sqlite3
+    pluginDivisionMode: schema
+    connection:
+      directory: ./sqlite-data
+"""
+    assert config_error(project, text) == (
+        "app-config.yaml: backend.database.pluginDivisionMode: 'schema' is only supported by the pg client, "
+        "not better-sqlite3"
+    )
+
+
+def test_error_schema_mode_on_mysql(project: Path) -> None:
+    text = PRODUCTION_MYSQL.replace("client: mysql2", "client: mysql2\n    pluginDivisionMode: schema")
+    env = {"MYSQL_HOST": "h", "MYSQL_PORT": "3306", "MYSQL_USER": "u", "MYSQL_PASSWORD": "p"}
+    assert config_error(project, text, env=env) == (
+        "app-config.yaml: backend.database.pluginDivisionMode: 'schema' is only supported by the pg client, not mysql2"
+    )
+
+
+def test_error_client_missing(project: Path) -> None:
+    text = "backend:\n  database:\n    connection:\n      host: localhost\n"
+    assert config_error(project, text) == "app-config.yaml: backend.database.client: is required and not set"
+
+
+def test_error_connection_missing(project: Path) -> None:
+    text = "backend:\n  database:\n    client: pg\n"
+    assert config_error(project, text) == "app-config.yaml: backend.database.connection: is required and not set"
+
+
+def test_error_bad_port_names_the_key(project: Path) -> None:
+    env = {**PG_ENV, "POSTGRES_PORT": "five"}
+    assert config_error(project, PRODUCTION, env=env) == (
+        "app-config.yaml: backend.database.connection.port: must be a port number from 1 to 65535, not 'five'"
+    )
+
+
+def test_error_bad_connection_string_never_shows_the_password(project: Path) -> None:
+    text = "backend:\n  database:\n    client: pg\n    connection: postgresql://u:hunter2@db:port/x\n"
+    message = config_error(project, text)
+    assert message == (
+        "app-config.yaml: backend.database.connection: cannot parse the PostgreSQL connection string: "
+        "the port is not a number from 0 to 65535"
+    )
+    assert "hunter2" not in message
+
+
+def test_error_mysql_connection_string_with_another_protocol(project: Path) -> None:
+    text = "backend:\n  database:\n    client: mysql2\n    connection: postgres://u:hunter2@db/x\n"
+    message = config_error(project, text)
+    assert message == (
+        "app-config.yaml: backend.database.connection: cannot parse the MySQL connection string: "
+        "unknown protocol 'postgres:' (mysql://user:password@host:port/database)"
+    )
+
+
+def test_error_cloud_connection_type(project: Path) -> None:
+    text = PRODUCTION.replace("      host:", "      type: azure\n      host:")
+    assert config_error(project, text, env=PG_ENV) == (
+        "app-config.yaml: backend.database.connection.type: connection type 'azure' gets its password from a "
+        "cloud provider at run time; knexwrap cannot"
+    )
+
+
+def test_error_invalid_app_config_variable(project: Path) -> None:
+    path = write(project, "app-config.yaml", PRODUCTION)
+    with pytest.raises(ConfigError) as caught:
+        load([path], {**PG_ENV, "APP_CONFIG_backend__database": "1"})
+    assert caught.value.message == "APP_CONFIG_backend__database: 'backend__database' is not a valid config key"
+
+
+def test_error_app_config_variable_value_is_never_shown(project: Path) -> None:
+    path = write(project, "app-config.yaml", PRODUCTION)
+    with pytest.raises(ConfigError) as caught:
+        load([path], {"APP_CONFIG_backend_database_connection_password": "null"})
+    assert caught.value.message == "APP_CONFIG_backend_database_connection_password: the value may not be null"
+
+
+def test_error_names_the_environment_variable_that_set_a_bad_value(project: Path) -> None:
+    env = {**PG_ENV, "APP_CONFIG_backend_database_client": "oracle"}
+    config = load([write(project, "app-config.yaml", PRODUCTION)], env)
+    with pytest.raises(ConfigError) as caught:
+        plugin_database(config, "catalog", base=project)
+    assert caught.value.message == (
+        "APP_CONFIG_backend_database_client: backend.database.client: unsupported client 'oracle': "
+        "Backstage accepts pg, better-sqlite3, sqlite3, mysql2, mysql"
+    )
