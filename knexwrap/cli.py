@@ -22,7 +22,15 @@ _TARGET_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--project-dir",), {"metavar": "DIR", "help": "Backstage project holding node_modules/.bin/knex."}),
     (
         ("--client",),
-        {"default": "pg", "show_default": True, "envvar": "KNEXWRAP_CLIENT", "help": "pg or better-sqlite3."},
+        {"envvar": "KNEXWRAP_CLIENT", "help": "pg, better-sqlite3, sqlite3 or mysql2 [app-config's, else pg]."},
+    ),
+    (
+        ("--config", "config_files"),
+        {
+            "multiple": True,
+            "metavar": "FILE",
+            "help": "Backstage app-config file, repeatable, later wins [app-config.yaml, app-config.local.yaml].",
+        },
     ),
     (("--host",), {"help": "Database host [POSTGRES_HOST]."}),
     (("--port",), {"help": "Database port [POSTGRES_PORT, else 5432]."}),
@@ -83,6 +91,7 @@ def _options(kw: dict[str, Any]) -> Options:
         prefix=kw.pop("prefix"),
         sqlite_dir=kw.pop("sqlite_dir"),
         env_file=kw.pop("env_file"),
+        config_files=tuple(kw.pop("config_files")),
     )
 
 

@@ -58,7 +58,9 @@ def open_target(
     if table:
         migrations = replace(migrations, table=table)
     env = conn.load_environment(project, options.env_file)
-    connection = conn.build(options, migrations.plugin_id, env)
+    config = conn.load_config(project, options, env)
+    plugin_id = None if migrations.plugin_id == sets.EVERY_PLUGIN else migrations.plugin_id
+    connection = conn.build(options, plugin_id, env, config, project)
     return Target(project, migrations, connection, Node(project, timeout, connection.password))
 
 
@@ -104,12 +106,16 @@ def reader_entry(
 
 def connection_config(connection: conn.Connection, timeout: float) -> dict[str, Any]:
     """The knex configuration of a connection, without migrations and without the password."""
-    return {
+    config: dict[str, Any] = {
         "client": connection.client,
         "connection": connection.knex_connection(),
         "useNullAsDefault": connection.is_sqlite,
         "acquireConnectionTimeout": int(max(timeout - 2, 1) * 1000),
     }
+    if connection.schema:
+        # Backstage's schema mode: the plugin's tables, knex_migrations included, live in its schema.
+        config["searchPath"] = [connection.schema]
+    return config
 
 
 def status(target: Target) -> Status:

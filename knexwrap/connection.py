@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ DEFAULT_PREFIX = "backstage_plugin_"
 class Options:
     """What the user said on the command line; None means "not given"."""
 
-    client: str = "pg"
+    client: str | None = None  # None: app-config's client, else pg
     host: str | None = None
     port: str | None = None
     user: str | None = None
@@ -40,6 +40,7 @@ class Options:
     prefix: str = DEFAULT_PREFIX
     sqlite_dir: str | None = None
     env_file: str | None = None
+    config_files: tuple[str, ...] = ()  # --config; none: app-config.yaml (+ .local) when present
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class Connection:
     port: int | None = None
     user: str | None = None
     password: str | None = field(default=None, repr=False, compare=False)
+    schema: str | None = None  # pg pluginDivisionMode schema: knex's search path
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # ssl and other knex keys
+    source: str = "command line"  # where the connection came from, for `knexwrap config`
 
     @property
     def is_sqlite(self) -> bool:
@@ -58,15 +62,17 @@ class Connection:
     def knex_connection(self) -> dict[str, Any]:
         """The connection object for knex, without the password (it travels separately)."""
         if self.is_sqlite:
-            return {"filename": self.database}
-        return {"host": self.host, "port": self.port, "user": self.user, "database": self.database}
+            return {**self.extra, "filename": self.database}
+        fields = {"host": self.host, "port": self.port, "user": self.user, "database": self.database}
+        return {**self.extra, **fields}
 
     def target(self) -> str:
         """Where this points, safe to print: never holds the password."""
         if self.is_sqlite:
             return self.database
         scheme = "postgresql" if self.client == "pg" else "mysql"
-        return f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}"
+        where = f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}"
+        return f"{where} schema {self.schema}" if self.schema else where
 
 
 def load_environment(project: Path, env_file: str | None) -> dict[str, str]:
@@ -96,17 +102,76 @@ def _port(text: str, source: str) -> int:
     return int(text)
 
 
-def build(options: Options, plugin_id: str | None, env: Mapping[str, str]) -> Connection:
-    client = CLIENTS.get(options.client)
-    if client is None:
-        raise ConfigError(f"unknown client {options.client!r}: use one of pg, better-sqlite3, sqlite3")
+def build(
+    options: Options,
+    plugin_id: str | None,
+    env: Mapping[str, str],
+    config: Mapping[str, Any] | None = None,
+    project: Path | None = None,
+) -> Connection:
+    """Flags first, then app-config, then the bare POSTGRES_* variables (README, precedence)."""
+    if options.client is not None and options.client not in CLIENTS:
+        raise ConfigError(f"unknown client {options.client!r}: use one of pg, better-sqlite3, sqlite3, mysql2")
+    if config is not None and plugin_id is not None and project is not None:
+        from .appconfig import plugin_database
+
+        found = plugin_database(config, plugin_id, base=project)
+        wanted = CLIENTS.get(options.client or "")
+        if found is not None and (wanted is None or wanted == CLIENTS.get(found.client)):
+            return _with_flags(_from_appconfig(found), options)
+    return _from_environment(options, plugin_id, env)
+
+
+def _from_appconfig(found: Any) -> Connection:
+    client = CLIENTS.get(found.client, found.client)
+    if client in SQLITE_CLIENTS:
+        return Connection(client=client, database=str(found.filename), extra=dict(found.extra), source=found.source)
+    return Connection(
+        client=client,
+        database=found.database or "",
+        host=found.host,
+        port=found.port or (5432 if client == "pg" else 3306),
+        user=found.user,
+        password=found.password,
+        schema=found.schema,
+        extra=dict(found.extra),
+        source=found.source,
+    )
+
+
+def _with_flags(found: Connection, options: Options) -> Connection:
+    """Flags given on the command line win over app-config, field by field."""
+    if found.is_sqlite:
+        if options.database or options.sqlite_dir:
+            return replace(_sqlite(found.client, options, Path(found.database).stem), source="command line")
+        return found
+    changes: dict[str, Any] = {}
+    for name in ("host", "user", "database", "password"):
+        if getattr(options, name) is not None:
+            changes[name] = getattr(options, name)
+    if options.port is not None:
+        changes["port"] = _port(options.port, "--port")
+    return replace(found, **changes, source=f"{found.source} + command line") if changes else found
+
+
+def _from_environment(options: Options, plugin_id: str | None, env: Mapping[str, str]) -> Connection:
+    client = CLIENTS[options.client or "pg"]
     if options.database is None and plugin_id is None:
         raise ConfigError("cannot tell which plugin database to use: pass --database")
     database = options.database or f"{options.prefix}{plugin_id}"
     if client in SQLITE_CLIENTS:
         return _sqlite(client, options, plugin_id)
     if client == "mysql2":
-        raise ConfigError("the mysql2 client needs an app-config.yaml connection (not supported yet)")
+        if not options.host or not options.user:
+            raise ConfigError("the mysql2 client needs --host and --user, or an app-config.yaml that names them")
+        return Connection(
+            client=client,
+            database=database,
+            host=options.host,
+            port=_port(options.port or "3306", "--port"),
+            user=options.user,
+            password=options.password,
+        )
     port_text = options.port if options.port is not None else env.get("POSTGRES_PORT") or "5432"
     source = "--port" if options.port is not None else "POSTGRES_PORT"
     return Connection(
@@ -116,7 +181,20 @@ def build(options: Options, plugin_id: str | None, env: Mapping[str, str]) -> Co
         port=_port(port_text, source),
         user=_required(options.user, env, "POSTGRES_USER", "--user"),
         password=options.password if options.password is not None else env.get("POSTGRES_PASSWORD") or None,
+        source="environment (POSTGRES_*)",
     )
+
+
+def load_config(project: Path, options: Options, env: Mapping[str, str]) -> Mapping[str, Any] | None:
+    """Backstage's app-config files of the project, merged; None when there are none."""
+    explicit = list(options.config_files)
+    default_files = [project / "app-config.yaml", project / "app-config.local.yaml"]
+    if not explicit and not any(f.is_file() for f in default_files):
+        return None  # keeps PyYAML out of start-up for projects configured by flags and variables
+    from .appconfig import find_config_files, load
+
+    files = find_config_files(project, explicit, env=env)
+    return load(files, env) if files else None
 
 
 def _sqlite(client: str, options: Options, plugin_id: str | None) -> Connection:

@@ -38,13 +38,14 @@ def plan(options: conn.Options, project_dir: str | None, cwd: Path | None = None
     project = find_project(cwd or Path.cwd(), project_dir)
     found = sets.discover_all(project)
     env = conn.load_environment(project, options.env_file)
+    config = conn.load_config(project, options, env)
     shared = sets.shared_sets(found)
     by_plugin: dict[str, list[sets.MigrationSet]] = {}
     for one in sets.plugin_sets(found):
         by_plugin.setdefault(str(one.plugin_id), []).append(one)
     for plugin in by_plugin:
         by_plugin[plugin] += shared
-    databases = {plugin: conn.build(options, plugin, env) for plugin in sorted(by_plugin)}
+    databases = {plugin: conn.build(options, plugin, env, config, project) for plugin in sorted(by_plugin)}
     return Plan(project, databases, by_plugin, options.prefix)
 
 
