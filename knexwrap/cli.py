@@ -142,6 +142,17 @@ def status(plugin: str | None, as_json: bool, fmt: str, verbose: bool, check: bo
         click.get_current_context().exit(check_code(states))
 
 
+@cli.command("config")
+@click.argument("plugin", required=False)
+@target_options
+@output.output_options
+def config_command(plugin: str | None, as_json: bool, fmt: str, **kw: Any) -> None:
+    """Where each plugin's database connection comes from and where it points (password masked)."""
+    options, project_dir = _options(kw), kw.pop("project_dir")
+    result = install.describe(options, project_dir=project_dir, plugin=plugin)
+    output.emit(result, as_json=as_json, fmt=fmt)
+
+
 def check_code(states: list[str]) -> int:
     """status --check: 0 in sync, else the code of the worst state found (README, exit codes)."""
     codes = {"unreachable": 5, "ahead": 8, "locked": 9, "behind": 10, "absent": 10}

@@ -131,3 +131,49 @@ def install_status(
     databases = [_database(plugin, c, p, results.get(plugin)) for plugin, c in p.databases.items()]
     orphans, notes = _orphans(p, results)
     return report.InstallReport(tuple(databases + orphans), tuple(notes))
+
+
+@dataclass(frozen=True)
+class ConfigRow:
+    plugin: str
+    source: str
+    client: str
+    host: str | None
+    port: int | None
+    database: str | None
+    schema: str | None
+    sqlite_file: str | None
+    user: str | None
+    password: str  # "set" or "not set": the value itself is never shown
+    migrations_tables: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConfigReport:
+    plugins: tuple[ConfigRow, ...]
+
+
+def describe(options: conn.Options, *, project_dir: str | None = None, plugin: str | None = None) -> ConfigReport:
+    """Where each plugin's connection comes from and where it points: `knexwrap config`."""
+    p = plan(options, project_dir)
+    if plugin is not None and plugin not in p.databases:
+        raise errors.PluginNotFound(f"no installed plugin {plugin!r}; found: {', '.join(p.databases) or 'none'}")
+    rows = []
+    for ident, c in p.databases.items():
+        if plugin in (None, ident):
+            rows.append(
+                ConfigRow(
+                    plugin=ident,
+                    source=c.source,
+                    client=c.client,
+                    host=c.host,
+                    port=c.port,
+                    database=None if c.is_sqlite else c.database,
+                    schema=c.schema,
+                    sqlite_file=c.database if c.is_sqlite else None,
+                    user=c.user,
+                    password="set" if c.password else "not set",
+                    migrations_tables=tuple(dict.fromkeys(s.table for s in p.sets_by_plugin[ident])),
+                )
+            )
+    return ConfigReport(tuple(rows))

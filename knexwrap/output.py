@@ -12,6 +12,7 @@ import click
 from . import text
 from .changes import Plan
 from .commands import Current, Status
+from .install import ConfigReport
 from .report import InstallReport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,6 +38,8 @@ def to_json(result: Any) -> dict[str, Any]:
         return {"command": "status", **target, **primary, "other_sets": data["other_sets"]}
     if isinstance(result, InstallReport):
         return {"command": "status", "summary": result.summary, **data}
+    if isinstance(result, ConfigReport):
+        return {"command": "config", **data}
     command = {Current: "current"}.get(type(result), data.get("command"))
     return {"command": command, **target, **data}
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from .changes import Outcome
 from .commands import Current, Status
+from .install import ConfigReport
 from .report import DatabaseReport, InstallReport, SetReport
 
 VERBS = {"apply": ("apply", "applied"), "revert": ("revert", "reverted"), "unlock": ("release", "released")}
@@ -20,6 +21,8 @@ def render(result: Any, fmt: str, verbose: bool) -> str:
         return f"{where(result.target)}\ncurrent version: {result.current_version or 'none'}"
     if isinstance(result, Outcome):
         return _outcome(result, fmt)
+    if isinstance(result, ConfigReport):
+        return _config(result, fmt)
     raise TypeError(f"no text rendering for {type(result).__name__}")
 
 
@@ -137,3 +140,14 @@ def _outcome(result: Outcome, fmt: str) -> str:
         lines.append("dry run: nothing was changed")
     lines.extend(f"knex: {note}" for note in result.notes)
     return "\n".join(lines)
+
+
+def _config(result: ConfigReport, fmt: str) -> str:
+    headers = ["plugin", "client", "where", "user", "password", "migrations tables", "from"]
+    rows = []
+    for r in result.plugins:
+        where = r.sqlite_file or f"{r.host}:{r.port}/{r.database}"
+        if r.schema:
+            where += f" schema {r.schema}"
+        rows.append([r.plugin, r.client, where, r.user or "", r.password, "\n".join(r.migrations_tables), r.source])
+    return table(rows, headers, fmt)
