@@ -6,35 +6,24 @@ through its environment: argv never holds a password.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import Timeout, ToolMissing
+from .errors import ToolMissing
 from .failures import classify
 from .plugins import KNEX_BIN
+from .process import Run, find, run
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 KNEXFILE = JS_DIR / "knexfile.js"
 PASSWORD_ENV = "KNEXWRAP_PASSWORD"
-_MASK = "********"
 # FORCE_COLOR turns colours on even when set to 0; libpq-style PG* variables would let the driver
 # fill a gap from the shell. knexwrap always names host, port, user and database itself.
 _DROPPED = frozenset({"FORCE_COLOR", PASSWORD_ENV, "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD"})
-
-
-@dataclass(frozen=True)
-class Run:
-    argv: tuple[str, ...]
-    exit_code: int
-    stdout: str
-    stderr: str
 
 
 @dataclass(frozen=True)
@@ -76,12 +65,6 @@ class Node:
             env[PASSWORD_ENV] = self.password
         return env
 
-    def _redact(self, text: str, secrets: tuple[str, ...] = ()) -> str:
-        for secret in (self.password, *secrets):
-            if secret:
-                text = text.replace(secret, _MASK)
-        return text
-
     def _run(
         self,
         argv: list[str],
@@ -89,62 +72,23 @@ class Node:
         progress: Callable[[str], None] | None = None,
         secrets: tuple[str, ...] = (),
     ) -> Run:
-        import sh  # deferred: a large import, and only commands that start node need it
-
-        node = shutil.which("node")
-        if node is None:
-            raise ToolMissing("node is not installed or not on PATH (knexwrap runs the project's knex with it)")
+        node = find("node", "knexwrap runs the project's knex with it")
         if not Path(argv[0]).exists():
             raise ToolMissing(f"{argv[0]} is missing: run npm install in {self.project}")
-        command = sh.Command(node).bake(
-            _cwd=str(self.project),
-            _env=self._environment(extra_env),
-            _tty_in=False,
-            _tty_out=False,
-            _truncate_exc=False,
-            _bg=True,
-            _bg_exc=False,
-        )
-        err_lines: list[str] = []
-        if progress is not None:
-            command = command.bake(_err=_progress_lines(progress, err_lines))
-        # Our own timer instead of sh's _timeout: sh polls that one every 0.1 s, which added up to
-        # 100 ms to every call; the timer kills node at once and wait() returns when node exits.
-        expired = threading.Event()
-        try:
-            running = command(*argv)
-            timer = threading.Timer(self.timeout, _kill, (running, expired))
-            timer.start()
-            try:
-                running.wait()
-                code, out, err = 0, running.stdout, running.stderr or b""
-            except sh.ErrorReturnCode as failed:
-                code, out, err = failed.exit_code, failed.stdout, failed.stderr or b""
-            except sh.SignalException:
-                code, out, err = -9, running.stdout, running.stderr or b""
-            finally:
-                timer.cancel()
-        except sh.CommandNotFound as missing:
-            raise ToolMissing(f"cannot run {node}: {missing}") from missing
-        if expired.is_set():
-            raise Timeout(f"knex did not finish within {self.timeout:g} s and was stopped (raise it with --timeout)")
-        return Run(
-            argv=(node, *argv),
-            exit_code=code,
-            stdout=self._redact(out.decode("utf-8", "replace"), secrets),
-            stderr=self._redact("".join(err_lines) or err.decode("utf-8", "replace"), secrets),
+        on_err = _progress(progress) if progress is not None else None
+        return run(
+            node,
+            argv,
+            cwd=self.project,
+            env=self._environment(extra_env),
+            timeout=self.timeout,
+            secrets=(self.password, *secrets),
+            on_err_line=on_err,
         )
 
 
-def _kill(running: Any, expired: threading.Event) -> None:
-    expired.set()
-    with contextlib.suppress(ProcessLookupError):
-        running.kill()
-
-
-def _progress_lines(progress: Callable[[str], None], kept: list[str]) -> Callable[[str], None]:
+def _progress(progress: Callable[[str], None]) -> Callable[[str], None]:
     def on_line(line: str) -> None:
-        kept.append(line)  # sh keeps no stderr of its own once a callback takes it
         if line.startswith("done "):
             progress(line[5:].strip())
 
