@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import changes, commands, errors, install, output, report
+from . import changes, commands, downgrade, downgrade_run, errors, install, output, report, text
 from .connection import DEFAULT_PREFIX, Options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -151,6 +151,44 @@ def config_command(plugin: str | None, as_json: bool, fmt: str, **kw: Any) -> No
     options, project_dir = _options(kw), kw.pop("project_dir")
     result = install.describe(options, project_dir=project_dir, plugin=plugin)
     output.emit(result, as_json=as_json, fmt=fmt)
+
+
+@cli.command("plan")
+@click.option("--to", "to", required=True, metavar="TARGET", help="Older install (folder) or snapshot file.")
+@target_options
+@output.output_options
+def plan_command(to: str, as_json: bool, fmt: str, **kw: Any) -> None:
+    """What going back to TARGET reverts, per database and migration set, newest first (read-only)."""
+    options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
+    result = downgrade.plan(options, project_dir=project_dir, to=to, timeout=timeout)
+    output.emit(result, as_json=as_json, fmt=fmt)
+
+
+@cli.command("downgrade")
+@click.option("--to", "to", required=True, metavar="TARGET", help="Older install (folder) or snapshot file.")
+@click.option("--no-backup", is_flag=True, help="Skip the backup of each affected database.")
+@click.option("--force", is_flag=True, help="Go on although a Backstage backend is connected.")
+@target_options
+@output.output_options
+@change_options
+def downgrade_command(to: str, no_backup: bool, force: bool, **kw: Any) -> None:
+    """Revert what TARGET does not have, with backups, one migration at a time, newest first."""
+    as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
+    options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
+    plan = downgrade.plan(options, project_dir=project_dir, to=to, timeout=timeout)
+    if dry or not plan.changes:
+        output.emit(plan, as_json=as_json, fmt=fmt)
+        return
+    click.echo(text.downgrade_plan(plan, fmt), err=True)
+    if not yes and not click.confirm("Go ahead?", default=False, err=True):
+        raise errors.Cancelled("cancelled: nothing was changed")
+    result = downgrade_run.execute(
+        plan, options, project_dir=project_dir, timeout=timeout, take_backups=not no_backup, force=force
+    )
+    output.emit(result, as_json=as_json, fmt=fmt)
+    if result.failure is not None:
+        output.error(result.failure["code"], result.failure["message"], result.failure["exit_code"], as_json=False)
+        click.get_current_context().exit(result.failure["exit_code"])
 
 
 def check_code(states: list[str]) -> int:

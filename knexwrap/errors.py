@@ -96,6 +96,14 @@ class Cancelled(KnexwrapError):
     code, exit_code = "cancelled", 14
 
 
+class BackupFailed(KnexwrapError):
+    code, exit_code = "backup_failed", 15
+
+
+class BackendRunning(KnexwrapError):
+    code, exit_code = "backend_running", 16
+
+
 # The README's exit-code table is generated from this list, so keep it the single source.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "success"),
@@ -113,4 +121,6 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (12, "a migration failed"),
     (13, "knexwrap's own timeout expired"),
     (14, "cancelled: the confirmation was declined or could not be asked"),
+    (15, "the backup before a downgrade failed or cannot be taken (pg_dump missing or older than the server)"),
+    (16, "a Backstage backend is connected to a database a downgrade would change (--force to go on)"),
 )

@@ -12,6 +12,8 @@ import click
 from . import text
 from .changes import Plan
 from .commands import Current, Status
+from .downgrade import DowngradePlan
+from .downgrade_run import DowngradeResult
 from .install import ConfigReport
 from .report import InstallReport
 
@@ -40,6 +42,10 @@ def to_json(result: Any) -> dict[str, Any]:
         return {"command": "status", "summary": result.summary, **data}
     if isinstance(result, ConfigReport):
         return {"command": "config", **data}
+    if isinstance(result, DowngradePlan):
+        return {"command": "plan", **data}
+    if isinstance(result, DowngradeResult):
+        return {"command": "downgrade", **data}
     command = {Current: "current"}.get(type(result), data.get("command"))
     return {"command": command, **target, **data}
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from .changes import Outcome
 from .commands import Current, Status
+from .downgrade import DowngradePlan
+from .downgrade_run import DowngradeResult
 from .install import ConfigReport
 from .report import DatabaseReport, InstallReport, SetReport
 
@@ -23,6 +25,10 @@ def render(result: Any, fmt: str, verbose: bool) -> str:
         return _outcome(result, fmt)
     if isinstance(result, ConfigReport):
         return _config(result, fmt)
+    if isinstance(result, DowngradePlan):
+        return downgrade_plan(result, fmt)
+    if isinstance(result, DowngradeResult):
+        return _downgrade_result(result, fmt)
     raise TypeError(f"no text rendering for {type(result).__name__}")
 
 
@@ -151,3 +157,40 @@ def _config(result: ConfigReport, fmt: str) -> str:
             where += f" schema {r.schema}"
         rows.append([r.plugin, r.client, where, r.user or "", r.password, "\n".join(r.migrations_tables), r.source])
     return table(rows, headers, fmt)
+
+
+def downgrade_plan(plan: DowngradePlan, fmt: str) -> str:
+    rows = [
+        [
+            s.database,
+            s.table,
+            f"{s.version_now or '?'} -> {s.version_target or '?'}",
+            "\n".join(s.revert) or "-",
+            len(s.applies_on_start),
+            s.files_from if s.revert else "",
+        ]
+        for s in plan.sets
+    ]
+    headers = ["database", "table", "version", "revert (newest first)", "applied at start", "files from"]
+    lines = [f"downgrade to {plan.to}", "", table(rows, headers, fmt), ""]
+    total = sum(len(s.revert) for s in plan.sets)
+    lines.append(f"{count(total)} to revert in {len(plan.changes)} migration sets")
+    for s in plan.changes:
+        lines += [
+            f"warning: {s.database} {n} runs without a transaction: a failure can leave it half done"
+            for n in s.without_transaction
+        ]
+    lines += [f"note: {note}" for note in plan.notes]
+    return "\n".join(lines)
+
+
+def _downgrade_result(result: DowngradeResult, fmt: str) -> str:
+    lines = [f"downgrade to {result.to}"]
+    lines += [f"backup: {path}" for path in result.backups]
+    if result.steps:
+        rows = [[s.database, s.table, s.name, s.status, s.message or ""] for s in result.steps]
+        lines.append(table(rows, ["database", "table", "migration", "result", "message"], fmt))
+    else:
+        lines.append("nothing to revert")
+    lines += [f"verified with knex migrate:list: {v}" for v in result.verified]
+    return "\n".join(lines)

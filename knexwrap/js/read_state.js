@@ -52,6 +52,27 @@ async function listDatabases(knex, client) {
   return rows.map(r => r.name ?? r.NAME ?? r.SCHEMA_NAME);
 }
 
+// Sessions of a running Backstage backend: it names its connections backstage_plugin_<id> and
+// re-applies migrations when it starts, so a downgrade under it would be undone.
+async function backendSessions(knex) {
+  const result = await knex.raw(
+    "select application_name, coalesce(host(client_addr), 'local') as client, backend_start " +
+      "from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() " +
+      "and application_name like 'backstage_plugin_%'",
+  );
+  return result.rows.map(r => ({ application_name: r.application_name, client: r.client, since: isoTime(r.backend_start) }));
+}
+
+// Backstage's schema mode puts a plugin's tables in its own schema (knex searchPath). A schema that does
+// not exist yet reads like an empty one, and knex would fail to create its tables there: say so instead.
+async function missingSchema(knex, config) {
+  const schema = config.client === 'pg' && Array.isArray(config.searchPath) ? config.searchPath[0] : undefined;
+  if (!schema) return null;
+  const result = await knex.raw('select 1 from pg_namespace where nspname = ?', [schema]);
+  if (result.rows.length > 0) return null;
+  return { code: '3F000', message: `schema "${schema}" does not exist in database "${config.connection.database}"` };
+}
+
 async function readTarget(target) {
   const config = { ...target.config, pool: { min: 0, max: 1 } };
   const password = target.passwordEnv ? process.env[target.passwordEnv] : undefined;
@@ -63,9 +84,16 @@ async function readTarget(target) {
     if (target.listDatabases) {
       return { id: target.id, databases: await listDatabases(knex, config.client) };
     }
+    const noSchema = await missingSchema(knex, config);
+    if (noSchema) {
+      return { id: target.id, error: noSchema };
+    }
     const tables = {};
     for (const table of target.tables) {
       tables[table] = await readTable(knex, table);
+    }
+    if (target.sessions) {
+      return { id: target.id, tables, sessions: await backendSessions(knex) };
     }
     return { id: target.id, tables };
   } catch (err) {

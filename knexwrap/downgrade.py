@@ -1,0 +1,135 @@
+"""Plan a downgrade: for every plugin database x migration set, what must be reverted, newest first.
+
+The target is an older install (its project folder or node_modules) or a snapshot file. A set the
+target does not have at all is left alone: the older backend never touches it, and reverting it
+would drop the plugin's tables.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import connection as conn
+from . import errors, install, report, sets
+from . import state as st
+
+Key = tuple[str, str]  # (plugin id or "*", migrations table)
+_NO_TRANSACTION = re.compile(r"transaction\s*:\s*false")
+
+
+@dataclass(frozen=True)
+class TargetInstall:
+    description: str
+    files: dict[Key, tuple[str, ...]]  # the migration files each set has in the target
+    versions: dict[Key, str | None]
+    directories: dict[Key, str]  # where those files are, when the target is an install
+
+
+@dataclass(frozen=True)
+class SetPlan:
+    plugin: str
+    database: str
+    table: str
+    package: str | None
+    version_now: str | None
+    version_target: str | None
+    revert: tuple[str, ...]  # newest first: the order they must be reverted in
+    applies_on_start: tuple[str, ...]  # what the target applies when it starts
+    without_transaction: tuple[str, ...]  # files to revert that opt out of a transaction
+    files_from: str  # "install" (the installed folder has them) or "archive"
+    locked: bool
+    directory: str  # the installed folder of the set
+    target_directory: str | None  # the target's folder of the set, when the target is an install
+
+
+@dataclass(frozen=True)
+class DowngradePlan:
+    to: str
+    sets: tuple[SetPlan, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def changes(self) -> tuple[SetPlan, ...]:
+        return tuple(s for s in self.sets if s.revert)
+
+
+def _key(one: sets.MigrationSet) -> Key:
+    return (str(one.plugin_id), one.table)
+
+
+def target_install(spec: str) -> TargetInstall:
+    path = Path(spec).expanduser().resolve()
+    if path.is_file():
+        from . import snapshot
+
+        return snapshot.target(path)
+    if not path.is_dir():
+        raise errors.ConfigError(f"--to {spec}: no such project folder, node_modules or snapshot file")
+    project = path.parent if path.name == "node_modules" else path
+    if not (project / "node_modules").is_dir():
+        raise errors.ConfigError(f"--to {spec}: no node_modules there (give an install's project folder)")
+    found = sets.discover_all(project)
+    return TargetInstall(
+        description=str(project),
+        files={_key(s): st.list_files(s.directory) for s in found},
+        versions={_key(s): s.version for s in found},
+        directories={_key(s): s.directory for s in found},
+    )
+
+
+def _set_key(plugin: str, found: report.SetReport, shared: set[str]) -> Key:
+    return ("*" if found.migrations_table in shared else plugin, found.migrations_table)
+
+
+def _transactionless(directory: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    flagged = []
+    for name in names:
+        path = Path(directory) / name
+        if path.is_file() and _NO_TRANSACTION.search(path.read_text(encoding="utf-8", errors="replace")):
+            flagged.append(name)
+    return tuple(flagged)
+
+
+def _set_plan(db: report.DatabaseReport, found: report.SetReport, target: TargetInstall, key: Key) -> SetPlan | None:
+    wanted = target.files.get(key)
+    if wanted is None:
+        return None
+    keep = set(wanted)
+    applied = [m.name for m in found.migrations if m.state != "pending"]
+    revert = tuple(reversed([n for n in applied if n not in keep]))
+    installed = set(st.list_files(found.migrations_directory))
+    return SetPlan(
+        plugin=str(db.plugin),
+        database=db.database,
+        table=found.migrations_table,
+        package=found.package,
+        version_now=found.version,
+        version_target=target.versions.get(key),
+        revert=revert,
+        applies_on_start=tuple(n for n in wanted if n not in set(applied)),
+        without_transaction=_transactionless(found.migrations_directory, revert),
+        files_from="install" if set(applied) <= installed else "archive",
+        locked=found.locked,
+        directory=found.migrations_directory,
+        target_directory=target.directories.get(key),
+    )
+
+
+def plan(options: conn.Options, *, project_dir: str | None, to: str, timeout: float) -> DowngradePlan:
+    target = target_install(to)
+    now = install.install_status(options, project_dir=project_dir, timeout=timeout)
+    shared = {s.table for s in sets.shared_sets(sets.discover_all(install.plan(options, project_dir).project))}
+    planned, notes = [], []
+    for db in now.databases:
+        if db.state == "unreachable":
+            raise errors.Unreachable(f"{db.database}: {db.error}")
+        for found in db.sets:
+            key = _set_key(str(db.plugin), found, shared)
+            one = _set_plan(db, found, target, key)
+            if one is None:
+                notes.append(f"{db.database} {found.migrations_table}: not in {target.description}, left alone")
+            else:
+                planned.append(one)
+    return DowngradePlan(target.description, tuple(planned), tuple(notes))

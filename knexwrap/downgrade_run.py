@@ -1,0 +1,147 @@
+"""Carry a downgrade plan out: checks, backups, then `knex migrate:down NAME`, one file at a time.
+
+Newest first, set by set, stopping at the first failure; the result says exactly what was
+reverted, what failed and what was not run, and where the backups are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from . import backup, errors, install, parse, sets
+from . import connection as conn
+from .commands import Target, reader_entry
+from .downgrade import DowngradePlan, SetPlan
+from .node import Node
+
+
+@dataclass(frozen=True)
+class Step:
+    database: str
+    table: str
+    name: str
+    status: str  # "reverted", "failed" or "not run"
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class DowngradeResult:
+    to: str
+    backups: tuple[str, ...]
+    steps: tuple[Step, ...]
+    verified: tuple[str, ...]  # sets the real knex now lists cleanly with the target's files
+    failure: dict[str, Any] | None = None  # {"code", "message", "exit_code"} of the step that failed
+
+
+def _refuse_locked(plan: DowngradePlan) -> None:
+    locked = [f"{s.database} ({s.table})" for s in plan.changes if s.locked]
+    if locked:
+        raise errors.Locked(
+            f"the migration lock is held in {', '.join(locked)}: a migration is running, or one crashed; "
+            "nothing was changed (if nothing is running, release it with knexwrap unlock)"
+        )
+
+
+def _refuse_running_backends(node: Node, connections: dict[str, conn.Connection], timeout: float) -> None:
+    targets = [
+        {**reader_entry(c, [], timeout, plugin), "sessions": True}
+        for plugin, c in connections.items()
+        if c.client == "pg"
+    ]
+    for result in node.read(targets) if targets else []:
+        sessions = result.get("sessions") or []
+        if sessions:
+            first = sessions[0]
+            raise errors.BackendRunning(
+                f"{first['application_name']} from {first['client']} (since {first['since']}) is connected to "
+                f"{connections[result['id']].target()}: stop the Backstage backend first, it re-applies migrations "
+                "when it starts unless backend.database.skipMigrations is set; nothing was changed (--force to go on)"
+            )
+
+
+def _connections(p: install.Plan, plan: DowngradePlan) -> dict[str, conn.Connection]:
+    return {s.plugin: p.databases[s.plugin] for s in plan.changes}
+
+
+def _target(p: install.Plan, one: SetPlan, node: Node) -> Target:
+    migrations = sets.MigrationSet(one.plugin, one.package, one.version_now, one.directory, one.table)
+    if one.files_from != "install":
+        raise errors.ConfigError(
+            f"{one.database} {one.table}: the installed folder lacks {', '.join(one.revert)}; reverting from the "
+            "archive needs knexwrap archive (run it while the newer version is installed)"
+        )
+    return Target(p.project, migrations, p.databases[one.plugin], node)
+
+
+def _revert_set(p: install.Plan, one: SetPlan, node: Node) -> list[Step]:
+    target = _target(p, one, node)
+    steps: list[Step] = []
+    for name in one.revert:
+        try:
+            run = node.knex(["migrate:down", name], target.knex_config())
+            parse.parse_change(run.stdout)
+            steps.append(Step(one.database, one.table, name, "reverted"))
+        except errors.KnexwrapError as failure:
+            steps.append(Step(one.database, one.table, name, "failed", failure.message))
+            raise _Stopped(steps, failure) from failure
+    return steps
+
+
+class _Stopped(Exception):
+    def __init__(self, steps: list[Step], failure: errors.KnexwrapError) -> None:
+        super().__init__(failure.message)
+        self.steps, self.failure = steps, failure
+
+
+def _verify(p: install.Plan, plan: DowngradePlan, node: Node) -> tuple[str, ...]:
+    """The real knex lists each changed set with the target's own folder: no "corrupt" error."""
+    verified = []
+    for one in plan.changes:
+        if one.target_directory is None:
+            continue
+        migrations = sets.MigrationSet(one.plugin, one.package, one.version_target, one.target_directory, one.table)
+        target = Target(p.project, migrations, p.databases[one.plugin], node)
+        listing = parse.parse_list(node.knex(["migrate:list"], target.knex_config()).stdout)
+        verified.append(f"{one.database} {one.table}: {len(listing.completed)} applied, {len(listing.pending)} pending")
+    return tuple(verified)
+
+
+def execute(
+    plan: DowngradePlan,
+    options: conn.Options,
+    *,
+    project_dir: str | None,
+    timeout: float,
+    take_backups: bool = True,
+    force: bool = False,
+) -> DowngradeResult:
+    p = install.plan(options, project_dir)
+    result = DowngradeResult(plan.to, (), (), ())
+    if not plan.changes:
+        return result
+    password = next((c.password for c in p.databases.values() if c.password), None)
+    node = Node(p.project, timeout, password)
+    connections = _connections(p, plan)
+    _refuse_locked(plan)
+    if not force:
+        _refuse_running_backends(node, connections, timeout)
+    backups = tuple(str(backup.backup(c, p.project, timeout)) for c in connections.values()) if take_backups else ()
+    result = replace(result, backups=backups)
+    steps: list[Step] = []
+    try:
+        for one in plan.changes:
+            steps += _revert_set(p, one, node)
+    except _Stopped as stopped:
+        steps += stopped.steps
+        done = {(s.database, s.table, s.name) for s in steps}
+        rest = [
+            Step(o.database, o.table, n, "not run")
+            for o in plan.changes
+            for n in o.revert
+            if (o.database, o.table, n) not in done
+        ]
+        failure = stopped.failure
+        info = {"code": failure.code, "message": failure.message, "exit_code": failure.exit_code}
+        return replace(result, steps=tuple(steps + rest), failure=info)
+    return replace(result, steps=tuple(steps), verified=_verify(p, plan, node))
