@@ -73,6 +73,19 @@ class Status:
     other_sets: tuple[report.SetReport, ...] = ()
 
 
+# read_state.js's code for a schema-mode plugin whose schema does not exist (PostgreSQL's invalid_schema_name).
+MISSING_SCHEMA = "3F000"
+
+
+def _read_one(target: Target, tables: list[str]) -> dict[str, Any]:
+    """One reader entry; in schema mode the plugin's schema is its database, and a missing one says so."""
+    [result] = target.node.read([reader_entry(target.connection, tables, target.node.timeout)])
+    error = result.get("error") or {}
+    if error.get("code") == MISSING_SCHEMA:
+        raise errors.DatabaseMissing(error["message"])
+    return result
+
+
 def _require_sqlite_file(target: Target) -> None:
     # knex would create an empty file and its tables: a typo must not leave a new database behind.
     if target.connection.is_sqlite and not Path(target.connection.database).is_file():
@@ -123,7 +136,7 @@ def status(target: Target) -> Status:
     _require_sqlite_file(target)
     others = neighbours(target)
     tables = list(dict.fromkeys([target.migrations.table, *(s.table for s in others)]))
-    [result] = target.node.read([reader_entry(target.connection, tables, target.node.timeout)])
+    result = _read_one(target, tables)
     primary = report.set_report(
         target.migrations, st.from_reader(result, target.migrations.table, target.migrations.directory)
     )
@@ -143,6 +156,8 @@ class Current:
 
 def current(target: Target) -> Current:
     _require_sqlite_file(target)
+    if target.connection.schema:
+        read_state(target)  # knex would try to create its tables in a schema that may not exist
     run = target.node.knex(["migrate:currentVersion"], target.knex_config())
     return Current(target.header(), parse.parse_current(run.stdout))
 
@@ -150,7 +165,10 @@ def current(target: Target) -> Current:
 def read_state(target: Target) -> st.SetState:
     """Rows, batches and lock of the plugin's migrations table, without creating anything."""
     if target.connection.is_sqlite and not Path(target.connection.database).is_file():
+        folder = Path(target.connection.database).parent
+        if not folder.is_dir():
+            # knex would create the file but not its folder (Backstage creates it when the backend starts).
+            raise errors.DatabaseMissing(f"SQLite folder {folder} does not exist: create it first")
         return st.SetState(False, (), st.list_files(target.migrations.directory), False)
-    entry = reader_entry(target.connection, [target.migrations.table], target.node.timeout)
-    [result] = target.node.read([entry])
+    result = _read_one(target, [target.migrations.table])
     return st.from_reader(result, target.migrations.table, target.migrations.directory)

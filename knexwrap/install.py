@@ -6,7 +6,7 @@ and databases that cannot be reached are rows of the report, not failures of the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,8 @@ from .failures import classify
 from .node import Node
 from .plugins import find_project
 
-_MISSING_DATABASE = ("3D000", "ER_BAD_DB_ERROR")  # pg and mysql codes for "no such database"
+# pg and mysql codes for "no such database"; read_state.js's for a schema-mode plugin's missing schema.
+_MISSING_DATABASE = ("3D000", "ER_BAD_DB_ERROR", "3F000")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,17 @@ def plan(options: conn.Options, project_dir: str | None, cwd: Path | None = None
     for plugin in by_plugin:
         by_plugin[plugin] += shared
     databases = {plugin: conn.build(options, plugin, env, config, project) for plugin in sorted(by_plugin)}
-    return Plan(project, databases, by_plugin, options.prefix)
+    return Plan(project, databases, by_plugin, _prefix(options, config))
+
+
+def _prefix(options: conn.Options, config: Mapping[str, Any] | None) -> str:
+    """The plugin databases' prefix, for orphans: --prefix when given, else app-config's, else the default."""
+    if options.prefix != conn.DEFAULT_PREFIX or config is None:
+        return options.prefix
+    backend = config.get("backend")
+    database = backend.get("database") if isinstance(backend, Mapping) else None
+    prefix = database.get("prefix") if isinstance(database, Mapping) else None
+    return prefix if isinstance(prefix, str) and prefix else options.prefix
 
 
 def _servers(p: Plan) -> dict[str, conn.Connection]:
