@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import changes, commands, downgrade, downgrade_run, errors, install, output, report, text
+from . import changes, commands, doctor, downgrade, downgrade_run, errors, install, output, report, text
 from .connection import DEFAULT_PREFIX, Options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -189,6 +189,18 @@ def downgrade_command(to: str, no_backup: bool, force: bool, **kw: Any) -> None:
     if result.failure is not None:
         output.error(result.failure["code"], result.failure["message"], result.failure["exit_code"], as_json=False)
         click.get_current_context().exit(result.failure["exit_code"])
+
+
+@cli.command("doctor")
+@target_options
+@output.output_options
+def doctor_command(as_json: bool, fmt: str, **kw: Any) -> None:
+    """Diagnose every plugin database: missing files, held locks, wrong folders; and how to fix each."""
+    options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
+    result = doctor.diagnose(options, project_dir=project_dir, timeout=timeout)
+    output.emit(result, as_json=as_json, fmt=fmt)
+    if result.findings:
+        click.get_current_context().exit(errors.DoctorFound.exit_code)
 
 
 def check_code(states: list[str]) -> int:

@@ -104,6 +104,10 @@ class BackendRunning(KnexwrapError):
     code, exit_code = "backend_running", 16
 
 
+class DoctorFound(KnexwrapError):
+    code, exit_code = "problems_found", 17
+
+
 # The README's exit-code table is generated from this list, so keep it the single source.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "success"),
@@ -123,4 +127,5 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (14, "cancelled: the confirmation was declined or could not be asked"),
     (15, "the backup before a downgrade failed or cannot be taken (pg_dump missing or older than the server)"),
     (16, "a Backstage backend is connected to a database a downgrade would change (--force to go on)"),
+    (17, "doctor found problems (each is listed with its fix)"),
 )

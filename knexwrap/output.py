@@ -12,6 +12,7 @@ import click
 from . import text
 from .changes import Plan
 from .commands import Current, Status
+from .doctor import DoctorReport
 from .downgrade import DowngradePlan
 from .downgrade_run import DowngradeResult
 from .install import ConfigReport
@@ -42,6 +43,8 @@ def to_json(result: Any) -> dict[str, Any]:
         return {"command": "status", "summary": result.summary, **data}
     if isinstance(result, ConfigReport):
         return {"command": "config", **data}
+    if isinstance(result, DoctorReport):
+        return {"command": "doctor", **data}
     if isinstance(result, DowngradePlan):
         return {"command": "plan", **data}
     if isinstance(result, DowngradeResult):

@@ -6,6 +6,7 @@ from typing import Any
 
 from .changes import Outcome
 from .commands import Current, Status
+from .doctor import DoctorReport
 from .downgrade import DowngradePlan
 from .downgrade_run import DowngradeResult
 from .install import ConfigReport
@@ -29,6 +30,8 @@ def render(result: Any, fmt: str, verbose: bool) -> str:
         return downgrade_plan(result, fmt)
     if isinstance(result, DowngradeResult):
         return _downgrade_result(result, fmt)
+    if isinstance(result, DoctorReport):
+        return _doctor(result)
     raise TypeError(f"no text rendering for {type(result).__name__}")
 
 
@@ -193,4 +196,17 @@ def _downgrade_result(result: DowngradeResult, fmt: str) -> str:
     else:
         lines.append("nothing to revert")
     lines += [f"verified with knex migrate:list: {v}" for v in result.verified]
+    return "\n".join(lines)
+
+
+def _doctor(result: DoctorReport) -> str:
+    if not result.findings:
+        return f"no problems found in {result.checked} database x migration set pairs"
+    lines = []
+    for f in result.findings:
+        lines.append(f"{f.problem}: {f.database} {f.table}".rstrip())
+        lines.append(f"  {f.message}")
+        if f.fix:
+            lines.append(f"  fix: {f.fix}")
+    lines.append(f"{len(result.findings)} problems in {result.checked} database x migration set pairs")
     return "\n".join(lines)
