@@ -43,7 +43,7 @@ _TARGET_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         },
     ),
     (("--database",), {"help": "Database name outright (default: PREFIX + plugin id)."}),
-    (("--prefix",), {"default": DEFAULT_PREFIX, "show_default": True, "help": "Plugin database prefix."}),
+    (("--prefix",), {"help": f"Plugin database prefix [app-config's, else {DEFAULT_PREFIX}]."}),
     (
         ("--sqlite-dir",),
         {

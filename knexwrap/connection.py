@@ -37,7 +37,7 @@ class Options:
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     database: str | None = None
-    prefix: str = DEFAULT_PREFIX
+    prefix: str | None = None  # None: app-config's prefix, else backstage_plugin_
     sqlite_dir: str | None = None
     env_file: str | None = None
     config_files: tuple[str, ...] = ()  # --config; none: app-config.yaml (+ .local) when present
@@ -118,7 +118,7 @@ def build(
         found = plugin_database(config, plugin_id, base=project)
         wanted = CLIENTS.get(options.client or "")
         if found is not None and (wanted is None or wanted == CLIENTS.get(found.client)):
-            return _with_flags(_from_appconfig(found), options)
+            return _with_flags(_from_appconfig(found), options, plugin_id)
     return _from_environment(options, plugin_id, env)
 
 
@@ -139,13 +139,15 @@ def _from_appconfig(found: Any) -> Connection:
     )
 
 
-def _with_flags(found: Connection, options: Options) -> Connection:
+def _with_flags(found: Connection, options: Options, plugin_id: str) -> Connection:
     """Flags given on the command line win over app-config, field by field."""
     if found.is_sqlite:
         if options.database or options.sqlite_dir:
             return replace(_sqlite(found.client, options, Path(found.database).stem), source="command line")
         return found
     changes: dict[str, Any] = {}
+    if options.prefix is not None and options.database is None and not found.schema:
+        changes["database"] = f"{options.prefix}{plugin_id}"
     for name in ("host", "user", "database", "password"):
         if getattr(options, name) is not None:
             changes[name] = getattr(options, name)
@@ -158,7 +160,7 @@ def _from_environment(options: Options, plugin_id: str | None, env: Mapping[str,
     client = CLIENTS[options.client or "pg"]
     if options.database is None and plugin_id is None:
         raise ConfigError("cannot tell which plugin database to use: pass --database")
-    database = options.database or f"{options.prefix}{plugin_id}"
+    database = options.database or f"{options.prefix or DEFAULT_PREFIX}{plugin_id}"
     if client in SQLITE_CLIENTS:
         return _sqlite(client, options, plugin_id)
     if client == "mysql2":

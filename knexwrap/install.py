@@ -52,12 +52,14 @@ def plan(options: conn.Options, project_dir: str | None, cwd: Path | None = None
 
 def _prefix(options: conn.Options, config: Mapping[str, Any] | None) -> str:
     """The plugin databases' prefix, for orphans: --prefix when given, else app-config's, else the default."""
-    if options.prefix != conn.DEFAULT_PREFIX or config is None:
+    if options.prefix is not None:
         return options.prefix
+    if config is None:
+        return conn.DEFAULT_PREFIX
     backend = config.get("backend")
     database = backend.get("database") if isinstance(backend, Mapping) else None
     prefix = database.get("prefix") if isinstance(database, Mapping) else None
-    return prefix if isinstance(prefix, str) and prefix else options.prefix
+    return prefix if isinstance(prefix, str) and prefix else conn.DEFAULT_PREFIX
 
 
 def _servers(p: Plan) -> dict[str, conn.Connection]:
