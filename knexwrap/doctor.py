@@ -51,7 +51,7 @@ def _archived(project: Path, table: str, names: tuple[str, ...]) -> dict[str, st
     for name in names:
         copies = archive.lookup(archive.default_root(project), table, name)
         if copies:
-            held[name] = f"{copies[0].package}@{copies[0].version}"
+            held[name] = f"{copies[0].index.package}@{copies[0].index.version}"
     return held
 
 

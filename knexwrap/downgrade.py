@@ -39,6 +39,7 @@ class SetPlan:
     applies_on_start: tuple[str, ...]  # what the target applies when it starts
     without_transaction: tuple[str, ...]  # files to revert that opt out of a transaction
     files_from: str  # "install" (the installed folder has them) or "archive"
+    recorded: tuple[str, ...]  # every migration the database records for the set, in id order
     locked: bool
     directory: str  # the installed folder of the set
     target_directory: str | None  # the target's folder of the set, when the target is an install
@@ -111,6 +112,7 @@ def _set_plan(db: report.DatabaseReport, found: report.SetReport, target: Target
         applies_on_start=tuple(n for n in wanted if n not in set(applied)),
         without_transaction=_transactionless(found.migrations_directory, revert),
         files_from="install" if set(applied) <= installed else "archive",
+        recorded=tuple(applied),
         locked=found.locked,
         directory=found.migrations_directory,
         target_directory=target.directories.get(key),

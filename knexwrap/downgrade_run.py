@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import backup, errors, install, parse, sets
+from . import archive, backup, errors, install, parse, sets
 from . import connection as conn
 from .commands import Target, reader_entry
 from .downgrade import DowngradePlan, SetPlan
@@ -65,17 +65,20 @@ def _connections(p: install.Plan, plan: DowngradePlan) -> dict[str, conn.Connect
 
 
 def _target(p: install.Plan, one: SetPlan, node: Node) -> Target:
-    migrations = sets.MigrationSet(one.plugin, one.package, one.version_now, one.directory, one.table)
+    directory = one.directory
     if one.files_from != "install":
-        raise errors.ConfigError(
-            f"{one.database} {one.table}: the installed folder lacks {', '.join(one.revert)}; reverting from the "
-            "archive needs knexwrap archive (run it while the newer version is installed)"
+        # The code was swapped back already: knex gets a folder built from the archive, inside the
+        # project so that the archived files' require() calls still find node_modules.
+        key = (one.table, str(one.package))
+        built = archive.materialize(
+            archive.default_root(p.project), key, one.recorded, archive.run_folder(p.project, key)
         )
+        directory = str(built)
+    migrations = sets.MigrationSet(one.plugin, one.package, one.version_now, directory, one.table)
     return Target(p.project, migrations, p.databases[one.plugin], node)
 
 
-def _revert_set(p: install.Plan, one: SetPlan, node: Node) -> list[Step]:
-    target = _target(p, one, node)
+def _revert_set(one: SetPlan, target: Target, node: Node) -> list[Step]:
     steps: list[Step] = []
     for name in one.revert:
         try:
@@ -126,12 +129,14 @@ def execute(
     _refuse_locked(plan)
     if not force:
         _refuse_running_backends(node, connections, timeout)
+    # Every folder knex will need is ready before the first backup or change: no half-done runs.
+    targets = {(one.database, one.table): _target(p, one, node) for one in plan.changes}
     backups = tuple(str(backup.backup(c, p.project, timeout)) for c in connections.values()) if take_backups else ()
     result = replace(result, backups=backups)
     steps: list[Step] = []
     try:
         for one in plan.changes:
-            steps += _revert_set(p, one, node)
+            steps += _revert_set(one, targets[(one.database, one.table)], node)
     except _Stopped as stopped:
         steps += stopped.steps
         done = {(s.database, s.table, s.name) for s in steps}
