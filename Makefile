@@ -6,12 +6,16 @@ KNEXWRAP := $(VENV)/bin/knexwrap
 PROJECT := fixtures/project
 DEMO_DIR := .demo
 
-.PHONY: help install node demo test lint bench clean
+.PHONY: help install node demo test lint bench clean pre-upgrade post-upgrade downgrade
 
 help:
 	@echo "make demo    run knexwrap on the fixture project with SQLite (no server needed)"
 	@echo "make test    lint, type-check and run the whole test suite (needs PostgreSQL, see README)"
 	@echo "make bench   compare knexwrap with the raw Knex CLI"
+	@echo "upgrade day, for the Backstage project BACKSTAGE=<dir> (default: the current folder):"
+	@echo "make pre-upgrade            snapshot every plugin database and archive the migration files"
+	@echo "make post-upgrade           archive the new files, then status --check"
+	@echo "make downgrade TO=<target>  plan, then downgrade to an older install folder or a snapshot file"
 
 install: $(VENV)/.installed
 node: $(PROJECT)/node_modules/.installed
@@ -45,6 +49,23 @@ test: install node lint
 
 bench: install node
 	$(PY) bench/bench_status.py
+
+# Upgrade day. knexwrap reads the connection from BACKSTAGE's app-config.yaml / .env / POSTGRES_*;
+# pass other knexwrap options in KNEXWRAP_ARGS (e.g. KNEXWRAP_ARGS="--config app-config.production.yaml").
+BACKSTAGE ?= $(CURDIR)
+KNEXWRAP_BIN := $(abspath $(KNEXWRAP))
+
+pre-upgrade: install
+	cd $(BACKSTAGE) && $(KNEXWRAP_BIN) snapshot $(KNEXWRAP_ARGS)
+
+post-upgrade: install
+	cd $(BACKSTAGE) && $(KNEXWRAP_BIN) archive
+	cd $(BACKSTAGE) && $(KNEXWRAP_BIN) status --check $(KNEXWRAP_ARGS)
+
+downgrade: install
+	@test -n "$(TO)" || { echo "usage: make downgrade TO=<older install folder or snapshot file>" >&2; exit 2; }
+	cd $(BACKSTAGE) && $(KNEXWRAP_BIN) plan --to $(TO) $(KNEXWRAP_ARGS)
+	cd $(BACKSTAGE) && $(KNEXWRAP_BIN) downgrade --to $(TO) $(KNEXWRAP_ARGS)
 
 clean:
 	rm -rf $(VENV) $(PROJECT)/node_modules $(DEMO_DIR)

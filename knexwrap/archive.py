@@ -298,3 +298,9 @@ def materialize(root: Path, key: SetKey, names: Iterable[str], dest: Path) -> Pa
     except OSError as exc:
         raise errors.ConfigError(f"cannot build the migrations folder {dest}: {exc}") from exc
     return dest
+
+
+def refresh(project: Path) -> ArchiveResult | None:
+    """Archive the sets not archived yet, while their files are still installed; None when all are."""
+    pending = unarchived(project, discover_all(project))
+    return archive(project, pending) if pending else None

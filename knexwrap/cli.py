@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from . import changes, commands, doctor, downgrade, downgrade_run, errors, install, output, report, text
+from . import changes, commands, doctor, downgrade, downgrade_run, errors, install, output, report, sets, text
 from .connection import DEFAULT_PREFIX, Options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -175,6 +177,7 @@ def downgrade_command(to: str, no_backup: bool, force: bool, **kw: Any) -> None:
     """Revert what TARGET does not have, with backups, one migration at a time, newest first."""
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
+    _refresh_archive(install.plan(options, project_dir).project)
     plan = downgrade.plan(options, project_dir=project_dir, to=to, timeout=timeout)
     if dry or not plan.changes:
         output.emit(plan, as_json=as_json, fmt=fmt)
@@ -197,10 +200,61 @@ def downgrade_command(to: str, no_backup: bool, force: bool, **kw: Any) -> None:
 def doctor_command(as_json: bool, fmt: str, **kw: Any) -> None:
     """Diagnose every plugin database: missing files, held locks, wrong folders; and how to fix each."""
     options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
+    _refresh_archive(install.plan(options, project_dir).project)
     result = doctor.diagnose(options, project_dir=project_dir, timeout=timeout)
     output.emit(result, as_json=as_json, fmt=fmt)
     if result.findings:
         click.get_current_context().exit(errors.DoctorFound.exit_code)
+
+
+@cli.command("archive")
+@click.option("--project-dir", metavar="DIR", help="Backstage project holding node_modules/.bin/knex.")
+@output.output_options
+def archive_command(project_dir: str | None, as_json: bool, fmt: str) -> None:
+    """Copy every installed migration file into .knexwrap/archive/ (run after every install or upgrade)."""
+    from . import archive, plugins
+
+    project = plugins.find_project(Path.cwd(), project_dir)
+    output.emit(archive.archive(project), as_json=as_json, fmt=fmt)
+
+
+@cli.command("snapshot")
+@click.option("--out", "out", metavar="FILE", help="Where to write it [.knexwrap/snapshots/snapshot-<time>.json].")
+@target_options
+@output.output_options
+def snapshot_command(out: str | None, as_json: bool, fmt: str, **kw: Any) -> None:
+    """Record every database x set's applied migrations and the installed versions; archive the files."""
+    from . import snapshot
+
+    options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
+    p = install.plan(options, project_dir)
+    report_now = install.install_status(options, project_dir=project_dir, timeout=timeout)
+    taken = snapshot.take(report_now, list(sets.discover_all(p.project)), p.project)
+    path = snapshot.write(taken, Path(out) if out else snapshot.default_path(p.project, taken))
+    output.emit(
+        SnapshotWritten(str(path), taken.taken_at, len(taken.sets), len(taken.databases)), as_json=as_json, fmt=fmt
+    )
+
+
+@dataclass(frozen=True)
+class SnapshotWritten:
+    path: str
+    taken_at: str
+    sets: int
+    databases: int
+
+
+def _refresh_archive(project: Path) -> None:
+    """Any command that finds sets not archived yet archives them: later they may be gone."""
+    from . import archive
+
+    try:
+        done = archive.refresh(project)
+    except errors.KnexwrapError as failure:
+        click.echo(f"knexwrap: warning: {failure.message}", err=True)
+        return
+    if done is not None and (done.new_files or done.new_indexes):
+        click.echo(f"knexwrap: archived the migration files of {len(done.new_indexes)} sets in {done.root}", err=True)
 
 
 def check_code(states: list[str]) -> int:
@@ -230,6 +284,7 @@ def current(plugin: str, as_json: bool, fmt: str, **kw: Any) -> None:
 def _change(plan_for: Callable[[commands.Target], changes.Plan], plugin: str, kw: dict[str, Any]) -> None:
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     target = _target(plugin, kw)
+    _refresh_archive(target.project)
     plan = plan_for(target)
     if dry:
         output.emit(changes.dry_run(target, plan), as_json=as_json, fmt=fmt)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from . import text
+from .archive import ArchiveResult
 from .changes import Plan
 from .commands import Current, Status
 from .doctor import DoctorReport
@@ -43,6 +44,10 @@ def to_json(result: Any) -> dict[str, Any]:
         return {"command": "status", "summary": result.summary, **data}
     if isinstance(result, ConfigReport):
         return {"command": "config", **data}
+    if isinstance(result, ArchiveResult):
+        return {"command": "archive", **_paths_to_text(data)}
+    if type(result).__name__ == "SnapshotWritten":
+        return {"command": "snapshot", **data}
     if isinstance(result, DoctorReport):
         return {"command": "doctor", **data}
     if isinstance(result, DowngradePlan):
@@ -81,3 +86,14 @@ def error(code: str, message: str, exit_code: int, *, as_json: bool, output: str
         if output:
             document["error"]["knex_output"] = output
         click.echo(json.dumps(document, indent=2))
+
+
+def _paths_to_text(value: Any) -> Any:
+    """JSON has no paths: Path values become their text."""
+    from pathlib import PurePath
+
+    if isinstance(value, dict):
+        return {k: _paths_to_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_paths_to_text(v) for v in value]
+    return str(value) if isinstance(value, PurePath) else value

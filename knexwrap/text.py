@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .archive import ArchiveResult
 from .changes import Outcome
 from .commands import Current, Status
 from .doctor import DoctorReport
@@ -32,6 +33,10 @@ def render(result: Any, fmt: str, verbose: bool) -> str:
         return _downgrade_result(result, fmt)
     if isinstance(result, DoctorReport):
         return _doctor(result)
+    if isinstance(result, ArchiveResult):
+        return _archive(result)
+    if type(result).__name__ == "SnapshotWritten":
+        return f"snapshot of {result.databases} databases and {result.sets} migration sets written to {result.path}"
     raise TypeError(f"no text rendering for {type(result).__name__}")
 
 
@@ -209,4 +214,15 @@ def _doctor(result: DoctorReport) -> str:
         if f.fix:
             lines.append(f"  fix: {f.fix}")
     lines.append(f"{len(result.findings)} problems in {result.checked} database x migration set pairs")
+    return "\n".join(lines)
+
+
+def _archive(result: ArchiveResult) -> str:
+    lines = [f"archive {result.root}: {len(result.indexes)} migration sets"]
+    lines.append(
+        f"new: {len(result.new_files)} files, {len(result.new_indexes)} set versions"
+        if result.new_files or result.new_indexes
+        else "nothing new"
+    )
+    lines += [f"skipped: {why}" for why in result.skipped]
     return "\n".join(lines)
