@@ -48,7 +48,7 @@ test: install node lint
 	$(PY) -m pytest
 
 bench: install node
-	$(PY) bench/bench_status.py
+	$(PY) bench/bench_status.py; $(PY) bench/bench_install.py
 
 # Upgrade day. knexwrap reads the connection from BACKSTAGE's app-config.yaml / .env / POSTGRES_*;
 # pass other knexwrap options in KNEXWRAP_ARGS (e.g. KNEXWRAP_ARGS="--config app-config.production.yaml").
