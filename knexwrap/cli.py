@@ -253,7 +253,8 @@ def _refresh_archive(project: Path) -> None:
     except errors.KnexwrapError as failure:
         click.echo(f"knexwrap: warning: {failure.message}", err=True)
         return
-    if done is not None and (done.new_files or done.new_indexes):
+    # Said on a terminal only: scripts read --json, and the archive is not part of the answer.
+    if done is not None and (done.new_files or done.new_indexes) and sys.stderr.isatty():
         click.echo(f"knexwrap: archived the migration files of {len(done.new_indexes)} sets in {done.root}", err=True)
 
 
@@ -284,8 +285,8 @@ def current(plugin: str, as_json: bool, fmt: str, **kw: Any) -> None:
 def _change(plan_for: Callable[[commands.Target], changes.Plan], plugin: str, kw: dict[str, Any]) -> None:
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     target = _target(plugin, kw)
-    _refresh_archive(target.project)
     plan = plan_for(target)
+    _refresh_archive(target.project)
     if dry:
         output.emit(changes.dry_run(target, plan), as_json=as_json, fmt=fmt)
         return
