@@ -11,13 +11,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import changes, commands, doctor, downgrade, downgrade_run, errors, install, output, report, sets, text
+from . import commands, errors, output
 from .connection import DEFAULT_PREFIX, Options
 
+if TYPE_CHECKING:
+    from .changes import Plan
+
+# Modules a command needs are imported inside it: every start pays only for what it runs.
 F = TypeVar("F", bound=Callable[..., Any])
 
 _TARGET_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
@@ -133,6 +137,8 @@ def status(plugin: str | None, as_json: bool, fmt: str, verbose: bool, check: bo
         result: Any = commands.status(_target(plugin, kw))
         states = [result.primary.state, *(s.state for s in result.other_sets)]
     else:
+        from . import install
+
         if kw.pop("migrations_table_name"):
             raise errors.ConfigError("--migrations-table-name needs a PLUGIN")
         options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
@@ -150,6 +156,8 @@ def status(plugin: str | None, as_json: bool, fmt: str, verbose: bool, check: bo
 @output.output_options
 def config_command(plugin: str | None, as_json: bool, fmt: str, **kw: Any) -> None:
     """Where each plugin's database connection comes from and where it points (password masked)."""
+    from . import install
+
     options, project_dir = _options(kw), kw.pop("project_dir")
     result = install.describe(options, project_dir=project_dir, plugin=plugin)
     output.emit(result, as_json=as_json, fmt=fmt)
@@ -161,6 +169,8 @@ def config_command(plugin: str | None, as_json: bool, fmt: str, **kw: Any) -> No
 @output.output_options
 def plan_command(to: str, as_json: bool, fmt: str, **kw: Any) -> None:
     """What going back to TARGET reverts, per database and migration set, newest first (read-only)."""
+    from . import downgrade
+
     options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
     result = downgrade.plan(options, project_dir=project_dir, to=to, timeout=timeout)
     output.emit(result, as_json=as_json, fmt=fmt)
@@ -175,6 +185,8 @@ def plan_command(to: str, as_json: bool, fmt: str, **kw: Any) -> None:
 @change_options
 def downgrade_command(to: str, no_backup: bool, force: bool, **kw: Any) -> None:
     """Revert what TARGET does not have, with backups, one migration at a time, newest first."""
+    from . import downgrade, downgrade_run, install, text
+
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
     _refresh_archive(install.plan(options, project_dir).project)
@@ -199,6 +211,8 @@ def downgrade_command(to: str, no_backup: bool, force: bool, **kw: Any) -> None:
 @output.output_options
 def doctor_command(as_json: bool, fmt: str, **kw: Any) -> None:
     """Diagnose every plugin database: missing files, held locks, wrong folders; and how to fix each."""
+    from . import doctor, install
+
     options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
     _refresh_archive(install.plan(options, project_dir).project)
     result = doctor.diagnose(options, project_dir=project_dir, timeout=timeout)
@@ -224,7 +238,7 @@ def archive_command(project_dir: str | None, as_json: bool, fmt: str) -> None:
 @output.output_options
 def snapshot_command(out: str | None, as_json: bool, fmt: str, **kw: Any) -> None:
     """Record every database x set's applied migrations and the installed versions; archive the files."""
-    from . import snapshot
+    from . import install, sets, snapshot
 
     options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
     p = install.plan(options, project_dir)
@@ -261,7 +275,9 @@ def _refresh_archive(project: Path) -> None:
 def check_code(states: list[str]) -> int:
     """status --check: 0 in sync, else the code of the worst state found (README, exit codes)."""
     codes = {"unreachable": 5, "ahead": 8, "locked": 9, "behind": 10, "absent": 10}
-    found = [codes[s] for s in report.SEVERITY if s in states and s in codes]
+    from .report import SEVERITY
+
+    found = [codes[s] for s in SEVERITY if s in states and s in codes]
     return found[0] if found else 0
 
 
@@ -282,7 +298,9 @@ def current(plugin: str, as_json: bool, fmt: str, **kw: Any) -> None:
     output.emit(commands.current(_target(plugin, kw)), as_json=as_json, fmt=fmt)
 
 
-def _change(plan_for: Callable[[commands.Target], changes.Plan], plugin: str, kw: dict[str, Any]) -> None:
+def _change(plan_for: Callable[[commands.Target], Plan], plugin: str, kw: dict[str, Any]) -> None:
+    from . import changes
+
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     target = _target(plugin, kw)
     plan = plan_for(target)
@@ -308,6 +326,8 @@ def change_command(help_text: str) -> Callable[[F], F]:
 @change_command("Apply every pending migration of PLUGIN (knex migrate:latest).")
 @click.argument("plugin")
 def latest(plugin: str, **kw: Any) -> None:
+    from . import changes
+
     _change(changes.plan_latest, plugin, kw)
 
 
@@ -315,6 +335,8 @@ def latest(plugin: str, **kw: Any) -> None:
 @click.argument("plugin")
 @click.argument("name", required=False)
 def up(plugin: str, name: str | None, **kw: Any) -> None:
+    from . import changes
+
     _change(lambda t: changes.plan_up(t, name), plugin, kw)
 
 
@@ -322,6 +344,8 @@ def up(plugin: str, name: str | None, **kw: Any) -> None:
 @click.argument("plugin")
 @click.argument("name", required=False)
 def down(plugin: str, name: str | None, **kw: Any) -> None:
+    from . import changes
+
     _change(lambda t: changes.plan_down(t, name), plugin, kw)
 
 
@@ -329,12 +353,16 @@ def down(plugin: str, name: str | None, **kw: Any) -> None:
 @click.argument("plugin")
 @click.option("--all", "everything", is_flag=True, help="Revert every applied migration.")
 def rollback(plugin: str, everything: bool, **kw: Any) -> None:
+    from . import changes
+
     _change(lambda t: changes.plan_rollback(t, everything), plugin, kw)
 
 
 @change_command("Release a held migration lock of PLUGIN (knex migrate:unlock).")
 @click.argument("plugin")
 def unlock(plugin: str, **kw: Any) -> None:
+    from . import changes
+
     _change(changes.plan_unlock, plugin, kw)
 
 

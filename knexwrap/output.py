@@ -5,19 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import text
-from .archive import ArchiveResult
-from .changes import Plan
-from .commands import Current, Status
-from .doctor import DoctorReport
-from .downgrade import DowngradePlan
-from .downgrade_run import DowngradeResult
-from .install import ConfigReport
-from .report import InstallReport
+if TYPE_CHECKING:
+    from .changes import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,39 +27,46 @@ def output_options(func: F) -> F:
     )(func)
 
 
+# Result type -> the "command" of its JSON document. By name, so that output imports none of the
+# modules behind the results: start-up time counts, and each command imports only what it uses.
+_COMMANDS = {
+    "Status": "status",
+    "InstallReport": "status",
+    "Current": "current",
+    "ConfigReport": "config",
+    "ArchiveResult": "archive",
+    "SnapshotWritten": "snapshot",
+    "DoctorReport": "doctor",
+    "DowngradePlan": "plan",
+    "DowngradeResult": "downgrade",
+}
+
+
 def to_json(result: Any) -> dict[str, Any]:
-    data: dict[str, Any] = dataclasses.asdict(result)
+    data: dict[str, Any] = _paths_to_text(dataclasses.asdict(result))
     target = data.pop("target", {})
-    if isinstance(result, Status):
+    kind = type(result).__name__
+    if kind == "Status":
         primary = data.pop("primary")
         return {"command": "status", **target, **primary, "other_sets": data["other_sets"]}
-    if isinstance(result, InstallReport):
+    if kind == "InstallReport":
         return {"command": "status", "summary": result.summary, **data}
-    if isinstance(result, ConfigReport):
-        return {"command": "config", **data}
-    if isinstance(result, ArchiveResult):
-        return {"command": "archive", **_paths_to_text(data)}
-    if type(result).__name__ == "SnapshotWritten":
-        return {"command": "snapshot", **data}
-    if isinstance(result, DoctorReport):
-        return {"command": "doctor", **data}
-    if isinstance(result, DowngradePlan):
-        return {"command": "plan", **data}
-    if isinstance(result, DowngradeResult):
-        return {"command": "downgrade", **data}
-    command = {Current: "current"}.get(type(result), data.get("command"))
-    return {"command": command, **target, **data}
+    return {"command": _COMMANDS.get(kind, data.get("command")), **target, **data}
 
 
 def emit(result: Any, *, as_json: bool, fmt: str, verbose: bool = False) -> None:
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2))
         return
+    from . import text
+
     click.echo(text.render(result, fmt, verbose))
 
 
 def show_plan(target: dict[str, Any], plan: Plan) -> None:
     """The change about to happen, on stderr so that --json stdout stays one document."""
+    from . import text
+
     future, _ = text.VERBS[plan.action]
     what = "the migration lock" if plan.action == "unlock" else text.count(len(plan.names))
     click.echo(f"About to {future} {what} of {text.where(target)}:", err=True)
