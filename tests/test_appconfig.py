@@ -478,6 +478,25 @@ backend:
     )
 
 
+@pytest.mark.parametrize(
+    ("base", "local", "changed"),
+    [
+        ("", "prefix: dev_", {"database": "dev_catalog"}),
+        ("", "pluginDivisionMode: schema", {"database": None, "schema": "catalog"}),
+        ("    pluginDivisionMode: schema\n", "schemaPrefix: kw_", {"database": None, "schema": "kw_catalog"}),
+    ],
+)
+def test_source_names_a_file_that_only_changes_how_the_database_is_named(
+    project: Path, base: str, local: str, changed: dict[str, object]
+) -> None:
+    """`knexwrap config`'s "from" column: a local file that only renames the plugin's database is named too."""
+    first = write(project, "app-config.yaml", PRODUCTION + base)
+    second = write(project, "app-config.local.yaml", f"backend:\n  database:\n    {local}\n")
+    assert plugin_database(load([first, second], PG_ENV), "catalog", base=project) == pg(
+        **changed, source="app-config.yaml, app-config.local.yaml: backend.database"
+    )
+
+
 def test_null_in_a_later_file_removes_a_key(project: Path) -> None:
     first = write(project, "app-config.yaml", PRODUCTION + "    prefix: bs_\n")
     second = write(project, "app-config.local.yaml", "backend:\n  database:\n    prefix: null\n")

@@ -30,6 +30,8 @@ _SCHEMA_PREFIX = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # Keys of a pg connection that are Backstage's own, never knex's (buildPgDatabaseConfig omits them).
 _PG_CONFIG_ONLY = ("type", "instance", "tokenCredential")
 _NETWORK_FIELDS = ("host", "port", "user", "password", "database")
+# The settings of DatabaseManager.fromConfig that decide the name of a plugin's database or schema.
+_NAMING_KEYS = ("prefix", "pluginDivisionMode", "schemaPrefix")
 
 
 def plugin_database(config: Mapping[str, Any], plugin_id: str, *, base: Path) -> PluginDatabase | None:
@@ -115,9 +117,13 @@ def _client(reader: _Reader, plugin_block: Key) -> tuple[str, str]:
 
 
 def _source(plugin: _Plugin, *, base_used: bool) -> str:
+    """Where the plugin's settings came from, for ``knexwrap config``: the files and variables, then the key path."""
     reader = plugin.reader
     block = plugin.plugin_path[:-1]
     paths: list[Key] = [(*_DB, "client"), (*block, "client"), plugin.plugin_path]
+    # The keys that name the database or schema count too: a local file that only sets the prefix changes
+    # where the plugin's tables live as much as one that changes the connection.
+    paths += [(*_DB, key) for key in _NAMING_KEYS]
     if base_used:
         paths.append(plugin.base_path)
     block_value = reader.get(block)
