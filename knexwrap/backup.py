@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import connection as conn
-from .errors import BackupFailed
+from .errors import BackupFailed, ToolMissing
 from .process import find, run
 
 _MISMATCH = re.compile(r"server version: ([\d.]+); pg_dump version: ([\d.]+)")
@@ -31,6 +31,21 @@ def _name(connection: conn.Connection) -> str:
     return f"{base}{suffix}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
 
 
+def _reserve(folder: Path, name: str, suffix: str) -> Path:
+    """A new file for the backup, created here: a run within the same second as another (a retry right after
+    a failed downgrade) gets `-2`, `-3`, ... and never overwrites the earlier backup."""
+    for n in range(1, 1000):
+        path = folder / f"{name}{'' if n == 1 else f'-{n}'}{suffix}"
+        try:
+            path.open("x").close()
+        except FileExistsError:
+            continue
+        except OSError as failed:
+            raise BackupFailed(f"cannot create the backup file {path}: {failed.strerror or failed}") from failed
+        return path
+    raise BackupFailed(f"too many backups named {name} in {folder}")
+
+
 def backup(connection: conn.Connection, project: Path, timeout: float) -> Path:
     if connection.is_sqlite:
         return _sqlite(connection, project)
@@ -43,19 +58,23 @@ def backup(connection: conn.Connection, project: Path, timeout: float) -> Path:
 
 
 def _sqlite(connection: conn.Connection, project: Path) -> Path:
-    dest = folder(project) / f"{_name(connection)}.sqlite"
+    dest = _reserve(folder(project), _name(connection), ".sqlite")
     try:
         # The backup API copies a consistent state even while a backend holds the file open.
         with sqlite3.connect(f"file:{connection.database}?mode=ro", uri=True) as source, sqlite3.connect(dest) as copy:
             source.backup(copy)
     except sqlite3.Error as failed:
+        dest.unlink(missing_ok=True)
         raise BackupFailed(f"could not back up {connection.database}: {failed}") from failed
     return dest
 
 
 def _postgres(connection: conn.Connection, project: Path, timeout: float) -> Path:
-    pg_dump = find("pg_dump", "knexwrap backs up each PostgreSQL database before a downgrade; or pass --no-backup")
-    dest = folder(project) / f"{_name(connection)}.dump"
+    try:
+        pg_dump = find("pg_dump", "knexwrap backs up each PostgreSQL database before a downgrade; or pass --no-backup")
+    except ToolMissing as missing:
+        raise BackupFailed(missing.message) from missing  # the backup cannot be taken: 15, like any backup failure
+    dest = _reserve(folder(project), _name(connection), ".dump")
     argv = ["--format=custom", f"--file={dest}", f"--host={connection.host}", f"--port={connection.port}"]
     argv += [f"--username={connection.user}", "--no-password"]
     if connection.schema:
@@ -63,9 +82,13 @@ def _postgres(connection: conn.Connection, project: Path, timeout: float) -> Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     if connection.password:
         env["PGPASSWORD"] = connection.password  # libpq reads it from the environment, never from argv
-    done = run(
-        pg_dump, [*argv, connection.database], cwd=project, env=env, timeout=timeout, secrets=(connection.password,)
-    )
+    try:
+        done = run(
+            pg_dump, [*argv, connection.database], cwd=project, env=env, timeout=timeout, secrets=(connection.password,)
+        )
+    except BaseException:
+        dest.unlink(missing_ok=True)  # no empty file that looks like a backup
+        raise
     if done.exit_code != 0:
         dest.unlink(missing_ok=True)
         mismatch = _MISMATCH.search(done.stderr)

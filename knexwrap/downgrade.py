@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import archive, errors, install, report, sets
 from . import connection as conn
-from . import errors, install, report, sets
 from . import state as st
 
 Key = tuple[str, str]  # (plugin id or "*", migrations table)
@@ -119,10 +119,21 @@ def _set_plan(db: report.DatabaseReport, found: report.SetReport, target: Target
     )
 
 
+def _keep_installed_files(project: Path) -> list[str]:
+    """Planning archives the sets not archived yet, like every command that changes or diagnoses: once the
+    code is swapped back, the archive is the only place the newer files are. A failure is a note, not a stop."""
+    try:
+        archive.refresh(project)
+    except errors.KnexwrapError as failure:
+        return [f"could not archive the installed migration files: {failure.message}"]
+    return []
+
+
 def plan(options: conn.Options, *, project_dir: str | None, to: str, timeout: float) -> DowngradePlan:
     target = target_install(to)
+    project = install.plan(options, project_dir).project
     now = install.install_status(options, project_dir=project_dir, timeout=timeout)
-    shared = {s.table for s in sets.shared_sets(sets.discover_all(install.plan(options, project_dir).project))}
+    shared = {s.table for s in sets.shared_sets(sets.discover_all(project))}
     planned, notes = [], []
     for db in now.databases:
         if db.state == "unreachable":
@@ -134,4 +145,5 @@ def plan(options: conn.Options, *, project_dir: str | None, to: str, timeout: fl
                 notes.append(f"{db.database} {found.migrations_table}: not in {target.description}, left alone")
             else:
                 planned.append(one)
+    notes += _keep_installed_files(project)  # after a successful plan, like the commands that change
     return DowngradePlan(target.description, tuple(planned), tuple(notes))
