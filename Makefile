@@ -51,7 +51,8 @@ bench: install node
 	$(PY) bench/bench_status.py; $(PY) bench/bench_install.py
 
 # Upgrade day. knexwrap reads the connection from BACKSTAGE's app-config.yaml / .env / POSTGRES_*;
-# pass other knexwrap options in KNEXWRAP_ARGS (e.g. KNEXWRAP_ARGS="--config app-config.production.yaml").
+# pass other knexwrap options in KNEXWRAP_ARGS (e.g. KNEXWRAP_ARGS="--config app-config.production.yaml"),
+# and downgrade-only ones in DOWNGRADE_ARGS (e.g. DOWNGRADE_ARGS=--yes, --no-backup).
 BACKSTAGE ?= $(CURDIR)
 KNEXWRAP_BIN := $(abspath $(KNEXWRAP))
 
@@ -65,7 +66,7 @@ post-upgrade: install
 downgrade: install
 	@test -n "$(TO)" || { echo "usage: make downgrade TO=<older install folder or snapshot file>" >&2; exit 2; }
 	cd $(BACKSTAGE) && $(KNEXWRAP_BIN) plan --to $(TO) $(KNEXWRAP_ARGS)
-	cd $(BACKSTAGE) && $(KNEXWRAP_BIN) downgrade --to $(TO) $(KNEXWRAP_ARGS)
+	cd $(BACKSTAGE) && $(KNEXWRAP_BIN) downgrade --to $(TO) $(KNEXWRAP_ARGS) $(DOWNGRADE_ARGS)
 
 clean:
 	rm -rf $(VENV) $(PROJECT)/node_modules $(DEMO_DIR)

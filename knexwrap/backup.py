@@ -46,15 +46,29 @@ def _reserve(folder: Path, name: str, suffix: str) -> Path:
     raise BackupFailed(f"too many backups named {name} in {folder}")
 
 
+def check_possible(connection: conn.Connection) -> None:
+    """Refuse before anything is asked or changed when this database cannot be backed up."""
+    if connection.client == "pg":
+        _pg_dump()
+    elif not connection.is_sqlite:
+        raise BackupFailed(
+            f"knexwrap cannot back up {connection.client} databases yet: take a backup of {connection.target()} "
+            "yourself, then pass --no-backup"
+        )
+
+
+def _pg_dump() -> str:
+    try:
+        return find("pg_dump", "knexwrap backs up each PostgreSQL database before a downgrade; or pass --no-backup")
+    except ToolMissing as missing:
+        raise BackupFailed(missing.message) from missing  # the backup cannot be taken: 15, like any backup failure
+
+
 def backup(connection: conn.Connection, project: Path, timeout: float) -> Path:
     if connection.is_sqlite:
         return _sqlite(connection, project)
-    if connection.client == "pg":
-        return _postgres(connection, project, timeout)
-    raise BackupFailed(
-        f"knexwrap cannot back up {connection.client} databases yet: take a backup of {connection.target()} "
-        "yourself, then pass --no-backup"
-    )
+    check_possible(connection)
+    return _postgres(connection, project, timeout)
 
 
 def _sqlite(connection: conn.Connection, project: Path) -> Path:
@@ -70,10 +84,7 @@ def _sqlite(connection: conn.Connection, project: Path) -> Path:
 
 
 def _postgres(connection: conn.Connection, project: Path, timeout: float) -> Path:
-    try:
-        pg_dump = find("pg_dump", "knexwrap backs up each PostgreSQL database before a downgrade; or pass --no-backup")
-    except ToolMissing as missing:
-        raise BackupFailed(missing.message) from missing  # the backup cannot be taken: 15, like any backup failure
+    pg_dump = _pg_dump()
     dest = _reserve(folder(project), _name(connection), ".dump")
     argv = ["--format=custom", f"--file={dest}", f"--host={connection.host}", f"--port={connection.port}"]
     argv += [f"--username={connection.user}", "--no-password"]

@@ -185,15 +185,15 @@ def plan_command(to: str, as_json: bool, fmt: str, **kw: Any) -> None:
 @change_options
 def downgrade_command(to: str, no_backup: bool, force: bool, **kw: Any) -> None:
     """Revert what TARGET does not have, with backups, one migration at a time, newest first."""
-    from . import downgrade, downgrade_run, install, text
+    from . import downgrade, downgrade_run, text
 
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
-    _refresh_archive(install.plan(options, project_dir).project)
     plan = downgrade.plan(options, project_dir=project_dir, to=to, timeout=timeout)
     if dry or not plan.changes:
         output.emit(plan, as_json=as_json, fmt=fmt)
         return
+    downgrade_run.preflight(plan, options, project_dir=project_dir, take_backups=not no_backup)
     click.echo(text.downgrade_plan(plan, fmt), err=True)
     if not yes and not click.confirm("Go ahead?", default=False, err=True):
         raise errors.Cancelled("cancelled: nothing was changed")

@@ -209,3 +209,20 @@ def _sqlite(client: str, options: Options, plugin_id: str | None) -> Connection:
         raise ConfigError(f"--sqlite-dir {options.sqlite_dir}: no such directory")
     name = options.database or plugin_id
     return Connection(client=client, database=str((directory / f"{name}.sqlite").resolve()))
+
+
+def as_flags(options: Options) -> str:
+    """The options that pick the databases, as command-line text a printed fix can repeat (no password)."""
+    import shlex
+
+    pairs = [
+        ("--client", options.client),
+        ("--host", options.host),
+        ("--port", options.port),
+        ("--user", options.user),
+        ("--prefix", options.prefix),
+        ("--sqlite-dir", options.sqlite_dir),
+        ("--env-file", options.env_file),
+        *(("--config", f) for f in options.config_files),
+    ]
+    return "".join(f" {flag} {shlex.quote(value)}" for flag, value in pairs if value is not None)

@@ -72,7 +72,7 @@ def _ahead(
         )
     held = _archived(p.project, one.migrations_table, missing)
     detail = "; ".join(f"{n} from {held[n]} (archived)" if n in held else f"{n} (not archived)" for n in missing)
-    fix = f"knexwrap downgrade --to {p.project}" if len(held) == len(missing) else None
+    fix = f"knexwrap downgrade --to {p.project}{p.flags}" if len(held) == len(missing) else None
     advice = "" if fix else ": install the newer version again and run knexwrap archive, then downgrade"
     return Finding(
         db.database,
@@ -86,7 +86,7 @@ def _ahead(
     )
 
 
-def _locked(db: report.DatabaseReport, one: report.SetReport) -> Finding:
+def _locked(db: report.DatabaseReport, one: report.SetReport, flags: str) -> Finding:
     table = "" if one.migrations_table == "knex_migrations" else f" --migrations-table-name {one.migrations_table}"
     return Finding(
         db.database,
@@ -94,7 +94,7 @@ def _locked(db: report.DatabaseReport, one: report.SetReport) -> Finding:
         "locked",
         "the migration lock is held: a backend or knex is migrating, or one crashed while holding it; "
         "release it only when nothing is running",
-        fix=f"knexwrap unlock {db.plugin}{table}",
+        fix=f"knexwrap unlock {db.plugin}{table}{flags}",
     )
 
 
@@ -110,7 +110,7 @@ def diagnose(options: conn.Options, *, project_dir: str | None, timeout: float) 
         for one in db.sets:
             checked += 1
             if one.locked:
-                findings.append(_locked(db, one))
+                findings.append(_locked(db, one, p.flags))
             if one.counts["missing"]:
                 findings.append(_ahead(db, one, p, found))
     return DoctorReport(tuple(findings), checked)

@@ -60,6 +60,15 @@ def _refuse_running_backends(node: Node, connections: dict[str, conn.Connection]
             )
 
 
+def preflight(plan: DowngradePlan, options: conn.Options, *, project_dir: str | None, take_backups: bool) -> None:
+    """What can be refused before the question is asked: a held lock, a backup that cannot be taken."""
+    _refuse_locked(plan)
+    if take_backups:
+        p = install.plan(options, project_dir)
+        for connection in _connections(p, plan).values():
+            backup.check_possible(connection)
+
+
 def _connections(p: install.Plan, plan: DowngradePlan) -> dict[str, conn.Connection]:
     return {s.plugin: p.databases[s.plugin] for s in plan.changes}
 

@@ -31,6 +31,7 @@ class Plan:
     databases: dict[str, conn.Connection]  # plugin id -> its database
     sets_by_plugin: dict[str, list[sets.MigrationSet]]
     prefix: str
+    flags: str = ""  # the options that chose these databases, to repeat in a printed command
 
 
 def plan(options: conn.Options, project_dir: str | None, cwd: Path | None = None) -> Plan:
@@ -47,7 +48,7 @@ def plan(options: conn.Options, project_dir: str | None, cwd: Path | None = None
     for plugin in by_plugin:
         by_plugin[plugin] += shared
     databases = {plugin: conn.build(options, plugin, env, config, project) for plugin in sorted(by_plugin)}
-    return Plan(project, databases, by_plugin, _prefix(options, config))
+    return Plan(project, databases, by_plugin, _prefix(options, config), conn.as_flags(options))
 
 
 def _prefix(options: conn.Options, config: Mapping[str, Any] | None) -> str:

@@ -130,12 +130,12 @@ def test_after_the_code_swap_doctor_names_the_fix_and_the_downgrade_reverts_from
     assert doctor.out == (
         f"ahead: {where} knex_migrations\n"
         f"  the database is ahead of the installed {CATALOG} 1.24.0: {detail}\n"
-        f"  fix: knexwrap downgrade --to {project}\n"
+        f"  fix: knexwrap downgrade --to {project} --prefix {prefix}\n"
         "1 problems in 1 database x migration set pairs\n"
     )
     finding = run("doctor", "--prefix", prefix, "--json", cwd=project, env=env).json()["findings"]
     assert [(f["problem"], f["files"], f["fix"]) for f in finding] == [
-        ("ahead", new, f"knexwrap downgrade --to {project}")
+        ("ahead", new, f"knexwrap downgrade --to {project} --prefix {prefix}")
     ]
 
     plan = run("plan", "--to", str(project), "--prefix", prefix, "--json", cwd=project, env=env).json()
@@ -474,7 +474,7 @@ def test_sqlite_catalog_upgrade_and_downgrade_with_a_copy_of_the_file(tmp_path: 
     doctor = run("doctor", *sqlite, "--json", cwd=project, env={})
     assert doctor.code == 17, doctor.err
     assert [(f["database"], f["files"], f["fix"]) for f in doctor.json()["findings"]] == [
-        (str(db), new, f"knexwrap downgrade --to {project}")
+        (str(db), new, f"knexwrap downgrade --to {project} {' '.join(sqlite)}")
     ]
     before = sqlite_state(db)
     result = run("downgrade", "--to", str(project), *sqlite, "--yes", "--json", cwd=project, env={})
@@ -519,8 +519,9 @@ def test_without_pg_dump_a_clear_refusal_then_no_backup_works(
 
     refused = run(*args, cwd=new, env={**env, "PATH": str(bin_dir)})
     assert refused.code == 15, refused.err
-    assert refused.err.endswith(
-        "\nknexwrap: error: pg_dump is not installed or not on PATH (knexwrap backs up each PostgreSQL database "
+    # Refused before the plan is even shown for confirmation: nothing to answer, nothing changed.
+    assert refused.err == (
+        "knexwrap: error: pg_dump is not installed or not on PATH (knexwrap backs up each PostgreSQL database "
         "before a downgrade; or pass --no-backup)\n"
     )
     assert pg_state(pg, db) == before
