@@ -163,6 +163,17 @@ def config_command(plugin: str | None, as_json: bool, fmt: str, **kw: Any) -> No
     output.emit(result, as_json=as_json, fmt=fmt)
 
 
+@cli.command("plugins")
+@target_options
+@output.output_options
+def plugins_command(as_json: bool, fmt: str, **kw: Any) -> None:
+    """Every installed migration set: plugin id, package, version, folder, table and database."""
+    from . import install
+
+    options, project_dir = _options(kw), kw.pop("project_dir")
+    output.emit(install.list_sets(options, project_dir=project_dir), as_json=as_json, fmt=fmt)
+
+
 @cli.command("plan")
 @click.option("--to", "to", required=True, metavar="TARGET", help="Older install (folder) or snapshot file.")
 @target_options

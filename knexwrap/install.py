@@ -191,3 +191,29 @@ def describe(options: conn.Options, *, project_dir: str | None = None, plugin: s
                 )
             )
     return ConfigReport(tuple(rows))
+
+
+@dataclass(frozen=True)
+class SetRow:
+    plugin: str  # the plugin id, or "*" for a set that lives in every plugin database
+    package: str | None
+    version: str | None
+    migrations_directory: str
+    migrations_table: str
+    databases: tuple[str, ...]  # where it lives (a shared set: every plugin database)
+
+
+@dataclass(frozen=True)
+class SetsReport:
+    sets: tuple[SetRow, ...]
+
+
+def list_sets(options: conn.Options, *, project_dir: str | None = None) -> SetsReport:
+    """Every installed migration set and the database(s) it belongs to: `knexwrap plugins`."""
+    p = plan(options, project_dir)
+    rows = []
+    for one in sets.discover_all(p.project):
+        owners = list(p.databases) if one.plugin_id == sets.EVERY_PLUGIN else [str(one.plugin_id)]
+        where = tuple(p.databases[o].target() for o in owners if o in p.databases)
+        rows.append(SetRow(str(one.plugin_id), one.package, one.version, one.directory, one.table, where))
+    return SetsReport(tuple(rows))

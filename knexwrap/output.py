@@ -34,6 +34,7 @@ _COMMANDS = {
     "InstallReport": "status",
     "Current": "current",
     "ConfigReport": "config",
+    "SetsReport": "plugins",
     "ArchiveResult": "archive",
     "SnapshotWritten": "snapshot",
     "DoctorReport": "doctor",

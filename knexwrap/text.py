@@ -10,7 +10,7 @@ from .commands import Current, Status
 from .doctor import DoctorReport
 from .downgrade import DowngradePlan
 from .downgrade_run import DowngradeResult
-from .install import ConfigReport
+from .install import ConfigReport, SetsReport
 from .report import DatabaseReport, InstallReport, SetReport
 
 VERBS = {"apply": ("apply", "applied"), "revert": ("revert", "reverted"), "unlock": ("release", "released")}
@@ -27,6 +27,8 @@ def render(result: Any, fmt: str, verbose: bool) -> str:
         return _outcome(result, fmt)
     if isinstance(result, ConfigReport):
         return _config(result, fmt)
+    if isinstance(result, SetsReport):
+        return _sets(result, fmt)
     if isinstance(result, DowngradePlan):
         return downgrade_plan(result, fmt)
     if isinstance(result, DowngradeResult):
@@ -226,3 +228,12 @@ def _archive(result: ArchiveResult) -> str:
     )
     lines += [f"skipped: {why}" for why in result.skipped]
     return "\n".join(lines)
+
+
+def _sets(result: SetsReport, fmt: str) -> str:
+    headers = ["plugin", "package", "version", "table", "migrations folder", "database"]
+    rows = []
+    for r in result.sets:
+        where = "every plugin database" if r.plugin == "*" else "\n".join(r.databases)
+        rows.append([r.plugin, r.package or "", r.version or "", r.migrations_table, r.migrations_directory, where])
+    return table(rows, headers, fmt)

@@ -219,3 +219,37 @@ def test_plugins_without_plugin_id_are_found_by_the_known_table(tmp_path: Path) 
     project = make_project(tmp_path, {AUTH: "0.17.4"})
     result = knexwrap("status", "auth", "--client", "better-sqlite3", "--sqlite-dir", str(tmp_path), cwd=project)
     assert result.err == f"knexwrap: error: SQLite database {tmp_path}/auth.sqlite does not exist\n"
+
+
+def test_plugins_lists_every_set_with_its_table_and_database(install: Install, pg: PgServer) -> None:
+    result = knexwrap("plugins", "--prefix", install.prefix, "--json", cwd=install.project, env=install.env)
+    assert result.code == 0, result.err
+    rows = {(r["plugin"], r["package"], r["version"], r["migrations_table"]): r for r in result.json()["sets"]}
+    where = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{install.prefix}"
+    assert set(rows) == {
+        ("app", "@knexwrap-fixture/plugin-app-backend", "1.0.0", "knex_migrations"),
+        ("auth", AUTH, "0.31.0", "knex_migrations"),
+        ("catalog", CATALOG, "4.0.5", "knex_migrations"),
+        ("scaffolder", SCAFFOLDER, "4.3.0", "knex_migrations"),
+        ("*", DEFAULTS, "0.9.0", SCHEDULER_TABLE),
+        ("*", DEFAULTS, "0.9.0", KEYS_TABLE),
+    }
+    assert rows[("catalog", CATALOG, "4.0.5", "knex_migrations")]["databases"] == [f"{where}catalog"]
+    assert len(rows[("*", DEFAULTS, "0.9.0", SCHEDULER_TABLE)]["databases"]) == 4
+    assert rows[("*", DEFAULTS, "0.9.0", SCHEDULER_TABLE)]["migrations_directory"].endswith("migrations/scheduler")
+
+
+def test_doctor_finds_a_database_migrated_with_another_plugins_folder(install: Install, pg: PgServer) -> None:
+    """The guide's own mistake: the catalog's migrations run against the app plugin's database."""
+    create_database(pg, install.db("app"))
+    try:
+        ok(knex(install.project, pg, install.db("app"), "migrate:latest", migrations(install.project, CATALOG)))
+        result = knexwrap("doctor", "--prefix", install.prefix, "--json", cwd=install.project, env=install.env)
+        assert result.code == 17
+        wrong = [f for f in result.json()["findings"] if f["problem"] == "wrong folder"]
+        assert [(f["database"].rsplit("/", 1)[1], f["table"], len(f["files"]), f["fix"]) for f in wrong] == [
+            (install.db("app"), "knex_migrations", 47, None)
+        ]
+        assert f"belong to {CATALOG}" in wrong[0]["message"]
+    finally:
+        drop_database(pg, install.db("app"))
