@@ -9,107 +9,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import commands, errors, output
-from .connection import DEFAULT_PREFIX, Options
+from . import cli_install, commands, errors, output
+from .options import F, change_options, options_from, target_from, target_options
 
 if TYPE_CHECKING:
     from .changes import Plan
-
-# Modules a command needs are imported inside it: every start pays only for what it runs.
-F = TypeVar("F", bound=Callable[..., Any])
-
-_TARGET_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
-    (("--project-dir",), {"metavar": "DIR", "help": "Backstage project holding node_modules/.bin/knex."}),
-    (
-        ("--client",),
-        {"envvar": "KNEXWRAP_CLIENT", "help": "pg, better-sqlite3, sqlite3 or mysql2 [app-config's, else pg]."},
-    ),
-    (
-        ("--config", "config_files"),
-        {
-            "multiple": True,
-            "metavar": "FILE",
-            "help": "Backstage app-config file, repeatable, later wins [app-config.yaml, app-config.local.yaml].",
-        },
-    ),
-    (("--host",), {"help": "Database host [POSTGRES_HOST]."}),
-    (("--port",), {"help": "Database port [POSTGRES_PORT, else 5432]."}),
-    (("--user",), {"help": "Database user [POSTGRES_USER]."}),
-    (
-        ("--ask-password",),
-        {
-            "is_flag": True,
-            "help": "Prompt for the password instead of POSTGRES_PASSWORD (never pass it in argv).",
-        },
-    ),
-    (("--database",), {"help": "Database name outright (default: PREFIX + plugin id)."}),
-    (("--prefix",), {"help": f"Plugin database prefix [app-config's, else {DEFAULT_PREFIX}]."}),
-    (
-        ("--sqlite-dir",),
-        {
-            "metavar": "DIR",
-            "envvar": "KNEXWRAP_SQLITE_DIR",
-            "help": "better-sqlite3: folder of <pluginId>.sqlite files.",
-        },
-    ),
-    (("--env-file",), {"metavar": "PATH", "help": "Read variables from this file instead of PROJECT/.env."}),
-    (
-        ("--migrations-table-name",),
-        {"metavar": "TABLE", "help": "Migrations table (default knex_migrations)."},
-    ),
-    (
-        ("--timeout",),
-        {"type": float, "default": 30.0, "show_default": True, "help": "Seconds before knexwrap stops knex."},
-    ),
-)
-
-
-def target_options(func: F) -> F:
-    for names, settings in reversed(_TARGET_OPTIONS):
-        func = click.option(*names, **settings)(func)
-    return func
-
-
-def change_options(func: F) -> F:
-    func = click.option("--yes", "-y", is_flag=True, help="Do not ask before changing the database.")(func)
-    return click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")(func)
-
-
-def _options(kw: dict[str, Any]) -> Options:
-    password = None
-    if kw.pop("ask_password"):
-        password = click.prompt("Database password", hide_input=True, err=True)
-    if kw["timeout"] <= 0:
-        raise errors.ConfigError("--timeout must be a positive number of seconds")
-    return Options(
-        client=kw.pop("client"),
-        host=kw.pop("host"),
-        port=kw.pop("port"),
-        user=kw.pop("user"),
-        password=password,
-        database=kw.pop("database"),
-        prefix=kw.pop("prefix"),
-        sqlite_dir=kw.pop("sqlite_dir"),
-        env_file=kw.pop("env_file"),
-        config_files=tuple(kw.pop("config_files")),
-    )
-
-
-def _target(plugin: str, kw: dict[str, Any]) -> commands.Target:
-    options = _options(kw)
-    return commands.open_target(
-        plugin,
-        options,
-        project_dir=kw.pop("project_dir"),
-        table=kw.pop("migrations_table_name"),
-        timeout=kw.pop("timeout"),
-    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -134,153 +42,20 @@ def status(plugin: str | None, as_json: bool, fmt: str, verbose: bool, check: bo
     Read-only: creates no database, table or lock row.
     """
     if plugin is not None:
-        result: Any = commands.status(_target(plugin, kw))
+        result: Any = commands.status(target_from(plugin, kw))
         states = [result.primary.state, *(s.state for s in result.other_sets)]
     else:
         from . import install
 
         if kw.pop("migrations_table_name"):
             raise errors.ConfigError("--migrations-table-name needs a PLUGIN")
-        options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
+        options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
         progress = _progress() if not as_json and sys.stderr.isatty() else None
         result = install.install_status(options, project_dir=project_dir, timeout=timeout, progress=progress)
         states = [d.state for d in result.databases]
     output.emit(result, as_json=as_json, fmt=fmt, verbose=verbose)
     if check:
         click.get_current_context().exit(check_code(states))
-
-
-@cli.command("config")
-@click.argument("plugin", required=False)
-@target_options
-@output.output_options
-def config_command(plugin: str | None, as_json: bool, fmt: str, **kw: Any) -> None:
-    """Where each plugin's database connection comes from and where it points (password masked)."""
-    from . import install
-
-    options, project_dir = _options(kw), kw.pop("project_dir")
-    result = install.describe(options, project_dir=project_dir, plugin=plugin)
-    output.emit(result, as_json=as_json, fmt=fmt)
-
-
-@cli.command("plugins")
-@target_options
-@output.output_options
-def plugins_command(as_json: bool, fmt: str, **kw: Any) -> None:
-    """Every installed migration set: plugin id, package, version, folder, table and database."""
-    from . import install
-
-    options, project_dir = _options(kw), kw.pop("project_dir")
-    output.emit(install.list_sets(options, project_dir=project_dir), as_json=as_json, fmt=fmt)
-
-
-@cli.command("plan")
-@click.option("--to", "to", required=True, metavar="TARGET", help="Older install (folder) or snapshot file.")
-@target_options
-@output.output_options
-def plan_command(to: str, as_json: bool, fmt: str, **kw: Any) -> None:
-    """What going back to TARGET reverts, per database and migration set, newest first (read-only)."""
-    from . import downgrade
-
-    options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
-    result = downgrade.plan(options, project_dir=project_dir, to=to, timeout=timeout)
-    output.emit(result, as_json=as_json, fmt=fmt)
-
-
-@cli.command("downgrade")
-@click.option("--to", "to", required=True, metavar="TARGET", help="Older install (folder) or snapshot file.")
-@click.option("--no-backup", is_flag=True, help="Skip the backup of each affected database.")
-@click.option("--force", is_flag=True, help="Go on although a Backstage backend is connected.")
-@target_options
-@output.output_options
-@change_options
-def downgrade_command(to: str, no_backup: bool, force: bool, **kw: Any) -> None:
-    """Revert what TARGET does not have, with backups, one migration at a time, newest first."""
-    from . import downgrade, downgrade_run, text
-
-    as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
-    options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
-    plan = downgrade.plan(options, project_dir=project_dir, to=to, timeout=timeout)
-    if dry or not plan.changes:
-        output.emit(plan, as_json=as_json, fmt=fmt)
-        return
-    downgrade_run.preflight(plan, options, project_dir=project_dir, take_backups=not no_backup)
-    click.echo(text.downgrade_plan(plan, fmt), err=True)
-    if not yes and not click.confirm("Go ahead?", default=False, err=True):
-        raise errors.Cancelled("cancelled: nothing was changed")
-    result = downgrade_run.execute(
-        plan, options, project_dir=project_dir, timeout=timeout, take_backups=not no_backup, force=force
-    )
-    output.emit(result, as_json=as_json, fmt=fmt)
-    if result.failure is not None:
-        output.error(result.failure["code"], result.failure["message"], result.failure["exit_code"], as_json=False)
-        click.get_current_context().exit(result.failure["exit_code"])
-
-
-@cli.command("doctor")
-@target_options
-@output.output_options
-def doctor_command(as_json: bool, fmt: str, **kw: Any) -> None:
-    """Diagnose every plugin database: missing files, held locks, wrong folders; and how to fix each."""
-    from . import doctor, install
-
-    options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
-    _refresh_archive(install.plan(options, project_dir).project)
-    result = doctor.diagnose(options, project_dir=project_dir, timeout=timeout)
-    output.emit(result, as_json=as_json, fmt=fmt)
-    if result.findings:
-        click.get_current_context().exit(errors.DoctorFound.exit_code)
-
-
-@cli.command("archive")
-@click.option("--project-dir", metavar="DIR", help="Backstage project holding node_modules/.bin/knex.")
-@output.output_options
-def archive_command(project_dir: str | None, as_json: bool, fmt: str) -> None:
-    """Copy every installed migration file into .knexwrap/archive/ (run after every install or upgrade)."""
-    from . import archive, plugins
-
-    project = plugins.find_project(Path.cwd(), project_dir)
-    output.emit(archive.archive(project), as_json=as_json, fmt=fmt)
-
-
-@cli.command("snapshot")
-@click.option("--out", "out", metavar="FILE", help="Where to write it [.knexwrap/snapshots/snapshot-<time>.json].")
-@target_options
-@output.output_options
-def snapshot_command(out: str | None, as_json: bool, fmt: str, **kw: Any) -> None:
-    """Record every database x set's applied migrations and the installed versions; archive the files."""
-    from . import install, sets, snapshot
-
-    options, project_dir, timeout = _options(kw), kw.pop("project_dir"), kw.pop("timeout")
-    p = install.plan(options, project_dir)
-    report_now = install.install_status(options, project_dir=project_dir, timeout=timeout)
-    taken = snapshot.take(report_now, list(sets.discover_all(p.project)), p.project)
-    path = snapshot.write(taken, Path(out) if out else snapshot.default_path(p.project, taken))
-    output.emit(
-        SnapshotWritten(str(path), taken.taken_at, len(taken.sets), len(taken.databases)), as_json=as_json, fmt=fmt
-    )
-
-
-@dataclass(frozen=True)
-class SnapshotWritten:
-    path: str
-    taken_at: str
-    sets: int
-    databases: int
-
-
-def _refresh_archive(project: Path) -> None:
-    """Any command that finds sets not archived yet archives them: later they may be gone."""
-    from . import archive
-
-    try:
-        done = archive.refresh(project)
-    except errors.KnexwrapError as failure:
-        click.echo(f"knexwrap: warning: {failure.message}", err=True)
-        return
-    # Said on a terminal only: scripts read --json, and the archive is not part of the answer.
-    if done is not None and (done.new_files or done.new_indexes) and sys.stderr.isatty():
-        click.echo(f"knexwrap: archived the migration files of {len(done.new_indexes)} sets in {done.root}", err=True)
 
 
 def check_code(states: list[str]) -> int:
@@ -306,16 +81,16 @@ def _progress() -> Callable[[str], None]:
 @output.output_options
 def current(plugin: str, as_json: bool, fmt: str, **kw: Any) -> None:
     """The current migration version of PLUGIN (knex migrate:currentVersion)."""
-    output.emit(commands.current(_target(plugin, kw)), as_json=as_json, fmt=fmt)
+    output.emit(commands.current(target_from(plugin, kw)), as_json=as_json, fmt=fmt)
 
 
 def _change(plan_for: Callable[[commands.Target], Plan], plugin: str, kw: dict[str, Any]) -> None:
     from . import changes
 
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
-    target = _target(plugin, kw)
+    target = target_from(plugin, kw)
     plan = plan_for(target)
-    _refresh_archive(target.project)
+    cli_install.refresh_archive(target.project)
     if dry:
         output.emit(changes.dry_run(target, plan), as_json=as_json, fmt=fmt)
         return
@@ -375,6 +150,10 @@ def unlock(plugin: str, **kw: Any) -> None:
     from . import changes
 
     _change(changes.plan_unlock, plugin, kw)
+
+
+for _command in cli_install.COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,160 @@
+"""The commands over the whole install: config, plugins, plan, downgrade, doctor, archive, snapshot.
+
+Registered on the `knexwrap` group by cli.py; each imports what it runs inside its body.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import errors, output
+from .options import change_options, options_from, target_options
+
+
+@click.command("config")
+@click.argument("plugin", required=False)
+@target_options
+@output.output_options
+def config_command(plugin: str | None, as_json: bool, fmt: str, **kw: Any) -> None:
+    """Where each plugin's database connection comes from and where it points (password masked)."""
+    from . import install
+
+    options, project_dir = options_from(kw), kw.pop("project_dir")
+    result = install.describe(options, project_dir=project_dir, plugin=plugin)
+    output.emit(result, as_json=as_json, fmt=fmt)
+
+
+@click.command("plugins")
+@target_options
+@output.output_options
+def plugins_command(as_json: bool, fmt: str, **kw: Any) -> None:
+    """Every installed migration set: plugin id, package, version, folder, table and database."""
+    from . import install
+
+    options, project_dir = options_from(kw), kw.pop("project_dir")
+    output.emit(install.list_sets(options, project_dir=project_dir), as_json=as_json, fmt=fmt)
+
+
+@click.command("plan")
+@click.option("--to", "to", required=True, metavar="TARGET", help="Older install (folder) or snapshot file.")
+@target_options
+@output.output_options
+def plan_command(to: str, as_json: bool, fmt: str, **kw: Any) -> None:
+    """What going back to TARGET reverts, per database and migration set, newest first (read-only)."""
+    from . import downgrade
+
+    options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
+    result = downgrade.plan(options, project_dir=project_dir, to=to, timeout=timeout)
+    output.emit(result, as_json=as_json, fmt=fmt)
+
+
+@click.command("downgrade")
+@click.option("--to", "to", required=True, metavar="TARGET", help="Older install (folder) or snapshot file.")
+@click.option("--no-backup", is_flag=True, help="Skip the backup of each affected database.")
+@click.option("--force", is_flag=True, help="Go on although a Backstage backend is connected.")
+@target_options
+@output.output_options
+@change_options
+def downgrade_command(to: str, no_backup: bool, force: bool, **kw: Any) -> None:
+    """Revert what TARGET does not have, with backups, one migration at a time, newest first."""
+    from . import downgrade, downgrade_run, text
+
+    as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
+    options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
+    plan = downgrade.plan(options, project_dir=project_dir, to=to, timeout=timeout)
+    if dry or not plan.changes:
+        output.emit(plan, as_json=as_json, fmt=fmt)
+        return
+    downgrade_run.preflight(plan, options, project_dir=project_dir, take_backups=not no_backup)
+    click.echo(text.downgrade_plan(plan, fmt), err=True)
+    if not yes and not click.confirm("Go ahead?", default=False, err=True):
+        raise errors.Cancelled("cancelled: nothing was changed")
+    result = downgrade_run.execute(
+        plan, options, project_dir=project_dir, timeout=timeout, take_backups=not no_backup, force=force
+    )
+    output.emit(result, as_json=as_json, fmt=fmt)
+    if result.failure is not None:
+        output.error(result.failure["code"], result.failure["message"], result.failure["exit_code"], as_json=False)
+        click.get_current_context().exit(result.failure["exit_code"])
+
+
+@click.command("doctor")
+@target_options
+@output.output_options
+def doctor_command(as_json: bool, fmt: str, **kw: Any) -> None:
+    """Diagnose every plugin database: missing files, held locks, wrong folders; and how to fix each."""
+    from . import doctor, install
+
+    options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
+    refresh_archive(install.plan(options, project_dir).project)
+    result = doctor.diagnose(options, project_dir=project_dir, timeout=timeout)
+    output.emit(result, as_json=as_json, fmt=fmt)
+    if result.findings:
+        click.get_current_context().exit(errors.DoctorFound.exit_code)
+
+
+@click.command("archive")
+@click.option("--project-dir", metavar="DIR", help="Backstage project holding node_modules/.bin/knex.")
+@output.output_options
+def archive_command(project_dir: str | None, as_json: bool, fmt: str) -> None:
+    """Copy every installed migration file into .knexwrap/archive/ (run after every install or upgrade)."""
+    from . import archive, plugins
+
+    project = plugins.find_project(Path.cwd(), project_dir)
+    output.emit(archive.archive(project), as_json=as_json, fmt=fmt)
+
+
+@click.command("snapshot")
+@click.option("--out", "out", metavar="FILE", help="Where to write it [.knexwrap/snapshots/snapshot-<time>.json].")
+@target_options
+@output.output_options
+def snapshot_command(out: str | None, as_json: bool, fmt: str, **kw: Any) -> None:
+    """Record every database x set's applied migrations and the installed versions; archive the files."""
+    from . import install, sets, snapshot
+
+    options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
+    p = install.plan(options, project_dir)
+    report_now = install.install_status(options, project_dir=project_dir, timeout=timeout)
+    taken = snapshot.take(report_now, list(sets.discover_all(p.project)), p.project)
+    path = snapshot.write(taken, Path(out) if out else snapshot.default_path(p.project, taken))
+    output.emit(
+        SnapshotWritten(str(path), taken.taken_at, len(taken.sets), len(taken.databases)), as_json=as_json, fmt=fmt
+    )
+
+
+@dataclass(frozen=True)
+class SnapshotWritten:
+    path: str
+    taken_at: str
+    sets: int
+    databases: int
+
+
+def refresh_archive(project: Path) -> None:
+    """Any command that finds sets not archived yet archives them: later they may be gone."""
+    from . import archive
+
+    try:
+        done = archive.refresh(project)
+    except errors.KnexwrapError as failure:
+        click.echo(f"knexwrap: warning: {failure.message}", err=True)
+        return
+    # Said on a terminal only: scripts read --json, and the archive is not part of the answer.
+    if done is not None and (done.new_files or done.new_indexes) and sys.stderr.isatty():
+        click.echo(f"knexwrap: archived the migration files of {len(done.new_indexes)} sets in {done.root}", err=True)
+
+
+COMMANDS = (
+    config_command,
+    plugins_command,
+    plan_command,
+    downgrade_command,
+    doctor_command,
+    archive_command,
+    snapshot_command,
+)
