@@ -2,44 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .archive import ArchiveResult
-from .changes import Outcome
-from .commands import Current, Status
-from .doctor import DoctorReport
-from .downgrade import DowngradePlan
-from .downgrade_run import DowngradeResult
-from .install import ConfigReport, SetsReport
-from .report import DatabaseReport, InstallReport, SetReport
+if TYPE_CHECKING:  # for annotations only: rendering a status must not import the downgrade machinery
+    from .archive import ArchiveResult
+    from .changes import Outcome
+    from .commands import Current, Status
+    from .doctor import DoctorReport
+    from .downgrade import DowngradePlan
+    from .downgrade_run import DowngradeResult
+    from .install import ConfigReport, SetsReport
+    from .report import DatabaseReport, InstallReport, SetReport
 
 VERBS = {"apply": ("apply", "applied"), "revert": ("revert", "reverted"), "unlock": ("release", "released")}
 
 
 def render(result: Any, fmt: str, verbose: bool) -> str:
-    if isinstance(result, Status):
+    kind = type(result).__name__
+    if kind == "Status":
         return _status(result, fmt, verbose)
-    if isinstance(result, InstallReport):
+    if kind == "InstallReport":
         return _install(result, fmt, verbose)
-    if isinstance(result, Current):
-        return f"{where(result.target)}\ncurrent version: {result.current_version or 'none'}"
-    if isinstance(result, Outcome):
-        return _outcome(result, fmt)
-    if isinstance(result, ConfigReport):
-        return _config(result, fmt)
-    if isinstance(result, SetsReport):
-        return _sets(result, fmt)
-    if isinstance(result, DowngradePlan):
-        return downgrade_plan(result, fmt)
-    if isinstance(result, DowngradeResult):
-        return _downgrade_result(result, fmt)
-    if isinstance(result, DoctorReport):
-        return _doctor(result)
-    if isinstance(result, ArchiveResult):
-        return _archive(result)
-    if type(result).__name__ == "SnapshotWritten":
+    if kind == "SnapshotWritten":
         return f"snapshot of {result.databases} databases and {result.sets} migration sets written to {result.path}"
-    raise TypeError(f"no text rendering for {type(result).__name__}")
+    renderers: dict[str, Any] = {
+        "Current": _current,
+        "Outcome": _outcome,
+        "ConfigReport": _config,
+        "SetsReport": _sets,
+        "DowngradePlan": downgrade_plan,
+        "DowngradeResult": _downgrade_result,
+        "DoctorReport": _doctor,
+        "ArchiveResult": _archive,
+    }
+    if kind not in renderers:
+        raise TypeError(f"no text rendering for {kind}")
+    text: str = renderers[kind](result, fmt)
+    return text
+
+
+def _current(result: Current, fmt: str) -> str:
+    return f"{where(result.target)}\ncurrent version: {result.current_version or 'none'}"
 
 
 def count(n: int) -> str:
@@ -206,7 +209,7 @@ def _downgrade_result(result: DowngradeResult, fmt: str) -> str:
     return "\n".join(lines)
 
 
-def _doctor(result: DoctorReport) -> str:
+def _doctor(result: DoctorReport, fmt: str) -> str:
     if not result.findings:
         return f"no problems found in {result.checked} database x migration set pairs"
     lines = []
@@ -219,7 +222,7 @@ def _doctor(result: DoctorReport) -> str:
     return "\n".join(lines)
 
 
-def _archive(result: ArchiveResult) -> str:
+def _archive(result: ArchiveResult, fmt: str) -> str:
     lines = [f"archive {result.root}: {len(result.indexes)} migration sets"]
     lines.append(
         f"new: {len(result.new_files)} files, {len(result.new_indexes)} set versions"
