@@ -11,7 +11,7 @@ from typing import Any
 
 from . import errors, parse
 from . import state as st
-from .commands import Target, read_state
+from .commands import Target, neighbours, read_state
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,23 @@ class Outcome:
     notes: tuple[str, ...] = ()
 
 
-def _file_name(target: Target, name: str, candidates: tuple[str, ...]) -> str:
+def set_for_name(target: Target, name: str | None) -> Target:
+    """The set of the plugin's database whose folder holds NAME: `down catalog <a scheduler file>`
+    means the scheduler's set in the catalog database. The plugin's own set when NAME is its own or
+    in no folder."""
+    if name is None:
+        return target
+    own = st.list_files(target.migrations.directory)
+    if _file_name(name, own) in own:
+        return target
+    for other in neighbours(target):
+        files = st.list_files(other.directory)
+        if _file_name(name, files) in files:
+            return replace(target, migrations=other)
+    return target
+
+
+def _file_name(name: str, candidates: tuple[str, ...]) -> str:
     """NAME as typed, with or without its extension, matched against the names knex knows."""
     if name in candidates:
         return name
@@ -73,7 +89,7 @@ def plan_up(target: Target, name: str | None) -> Plan:
     state = _checked(target)
     if name is None:
         return Plan("up", "apply", state.pending[:1], ("migrate:up",))
-    wanted = _file_name(target, name, state.files)
+    wanted = _file_name(name, state.files)
     if wanted in state.applied_names:
         raise errors.MigrationNotFound(f'migration "{wanted}" is already applied: nothing to run')
     if wanted not in state.pending:
@@ -85,7 +101,7 @@ def plan_down(target: Target, name: str | None) -> Plan:
     state = _checked(target)
     if name is None:
         return Plan("down", "revert", state.applied_names[-1:], ("migrate:down",))
-    wanted = _file_name(target, name, state.applied_names + state.files)
+    wanted = _file_name(name, state.applied_names + state.files)
     if wanted not in state.applied_names:
         raise errors.MigrationNotRun(f'migration "{wanted}" has not been run: nothing to revert')
     return Plan("down", "revert", (wanted,), ("migrate:down", wanted))

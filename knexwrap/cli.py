@@ -84,11 +84,19 @@ def current(plugin: str, as_json: bool, fmt: str, **kw: Any) -> None:
     output.emit(commands.current(target_from(plugin, kw)), as_json=as_json, fmt=fmt)
 
 
-def _change(plan_for: Callable[[commands.Target], Plan], plugin: str, kw: dict[str, Any]) -> None:
+def _change(
+    plan_for: Callable[[commands.Target], Plan],
+    plugin: str,
+    kw: dict[str, Any],
+    pick: Callable[[commands.Target], commands.Target] | None = None,
+) -> None:
     from . import changes
 
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
+    explicit_table = kw.get("migrations_table_name")
     target = target_from(plugin, kw)
+    if pick is not None and not explicit_table:
+        target = pick(target)
     plan = plan_for(target)
     cli_install.refresh_archive(target.project)
     if dry:
@@ -123,7 +131,7 @@ def latest(plugin: str, **kw: Any) -> None:
 def up(plugin: str, name: str | None, **kw: Any) -> None:
     from . import changes
 
-    _change(lambda t: changes.plan_up(t, name), plugin, kw)
+    _change(lambda t: changes.plan_up(t, name), plugin, kw, pick=lambda t: changes.set_for_name(t, name))
 
 
 @change_command("Revert NAME, or the last applied migration of PLUGIN (knex migrate:down).")
@@ -132,7 +140,7 @@ def up(plugin: str, name: str | None, **kw: Any) -> None:
 def down(plugin: str, name: str | None, **kw: Any) -> None:
     from . import changes
 
-    _change(lambda t: changes.plan_down(t, name), plugin, kw)
+    _change(lambda t: changes.plan_down(t, name), plugin, kw, pick=lambda t: changes.set_for_name(t, name))
 
 
 @change_command("Revert the last batch of PLUGIN, or every batch with --all (knex migrate:rollback).")

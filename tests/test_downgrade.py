@@ -146,3 +146,17 @@ def test_declined_or_locked_or_backend_running_changes_nothing(up_and_down: tupl
         backend.wait()
     assert psql_rows(pg, up.db, "select count(*) from knex_migrations") == [("47",)]
     assert not (up.new / ".knexwrap" / "backups").exists()  # refused before any backup was taken
+
+
+def test_down_finds_the_set_of_the_database_that_holds_the_file(up_and_down: tuple[Upgraded, PgServer]) -> None:
+    """`down catalog <a scheduler file>` means the scheduler's set in the catalog database."""
+    up, pg = up_and_down
+    args = ["--prefix", up.prefix, "--yes", "--json"]
+    result = knexwrap("down", "catalog", "20250411000000_last_run", *args, cwd=up.new, env=up.env)
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert (doc["migrations_table"], doc["done"]) == (SCHEDULER_TABLE, ["20250411000000_last_run.js"])
+    assert [r[0] for r in psql_rows(pg, up.db, f"select name from {SCHEDULER_TABLE} order by id")] == [
+        p.name for p in sorted(folder(up.old, DEFAULTS, "scheduler").iterdir())
+    ]
+    assert psql_rows(pg, up.db, "select count(*) from knex_migrations") == [("47",)]
