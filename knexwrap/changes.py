@@ -33,6 +33,7 @@ class Outcome:
     dry_run: bool
     batch: int | None = None
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def set_for_name(target: Target, name: str | None) -> Target:
@@ -130,13 +131,22 @@ def _checked(target: Target) -> st.SetState:
     return state
 
 
+def with_warnings(target: Target, plan: Plan) -> Plan:
+    """Name the files of the plan that run without a transaction before anyone says yes."""
+    if plan.action == "unlock":
+        return plan
+    loose = st.without_transaction(target.migrations.directory, plan.names)
+    notes = tuple(f"{name} runs without a transaction: a failure can leave it half done" for name in loose)
+    return replace(plan, warnings=plan.warnings + notes)
+
+
 def dry_run(target: Target, plan: Plan) -> Outcome:
-    return Outcome(target.header(), plan.command, plan.action, plan.names, (), True)
+    return Outcome(target.header(), plan.command, plan.action, plan.names, (), True, warnings=plan.warnings)
 
 
 def execute(target: Target, plan: Plan) -> Outcome:
     """Carry the plan out with one knex run; nothing runs for an empty plan."""
-    outcome = Outcome(target.header(), plan.command, plan.action, plan.names, (), False)
+    outcome = Outcome(target.header(), plan.command, plan.action, plan.names, (), False, warnings=plan.warnings)
     if not plan.names:
         return outcome
     try:

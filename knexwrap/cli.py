@@ -97,7 +97,7 @@ def _change(
     target = target_from(plugin, kw)
     if pick is not None and not explicit_table:
         target = pick(target)
-    plan = plan_for(target)
+    plan = changes.with_warnings(target, plan_for(target))
     cli_install.refresh_archive(target.project)
     if dry:
         output.emit(changes.dry_run(target, plan), as_json=as_json, fmt=fmt)

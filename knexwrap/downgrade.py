@@ -7,7 +7,6 @@ would drop the plugin's tables.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from . import connection as conn
 from . import state as st
 
 Key = tuple[str, str]  # (plugin id or "*", migrations table)
-_NO_TRANSACTION = re.compile(r"transaction\s*:\s*false")
 
 
 @dataclass(frozen=True)
@@ -84,15 +82,6 @@ def _set_key(plugin: str, found: report.SetReport, shared: set[str]) -> Key:
     return ("*" if found.migrations_table in shared else plugin, found.migrations_table)
 
 
-def _transactionless(directory: str, names: tuple[str, ...]) -> tuple[str, ...]:
-    flagged = []
-    for name in names:
-        path = Path(directory) / name
-        if path.is_file() and _NO_TRANSACTION.search(path.read_text(encoding="utf-8", errors="replace")):
-            flagged.append(name)
-    return tuple(flagged)
-
-
 def _set_plan(db: report.DatabaseReport, found: report.SetReport, target: TargetInstall, key: Key) -> SetPlan | None:
     wanted = target.files.get(key)
     if wanted is None:
@@ -110,7 +99,7 @@ def _set_plan(db: report.DatabaseReport, found: report.SetReport, target: Target
         version_target=target.versions.get(key),
         revert=revert,
         applies_on_start=tuple(n for n in wanted if n not in set(applied)),
-        without_transaction=_transactionless(found.migrations_directory, revert),
+        without_transaction=st.without_transaction(found.migrations_directory, revert),
         files_from="install" if set(applied) <= installed else "archive",
         recorded=tuple(applied),
         locked=found.locked,

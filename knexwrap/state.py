@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from .failures import classify
 
 # knex's default loadExtensions: the files its FsMigrations source lists (not .mjs).
+_NO_TRANSACTION = re.compile(r"transaction\s*:\s*false")
 MIGRATION_EXTENSIONS = (".co", ".coffee", ".eg", ".iced", ".js", ".cjs", ".litcoffee", ".ls", ".ts")
 
 
@@ -49,6 +51,19 @@ class SetState:
     def batch_files(self, batch: int) -> tuple[str, ...]:
         """The files of one batch in the order knex reverts them (newest id first)."""
         return tuple(a.name for a in reversed(self.applied) if a.batch == batch)
+
+
+def without_transaction(directory: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The files that opt out of knex's transaction (`exports.config = { transaction: false }`):
+    a failure in one of them can leave it half done."""
+    flagged = []
+    for name in names:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8", errors="replace") as source:
+                if _NO_TRANSACTION.search(source.read()):
+                    flagged.append(name)
+    return tuple(flagged)
 
 
 def list_files(directory: str) -> tuple[str, ...]:

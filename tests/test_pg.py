@@ -146,6 +146,11 @@ def test_a_non_transactional_failure_reports_what_stayed(pg: PgServer, pg_databa
     (tmp_path / "20240102000000_bad.js").write_text(
         (tmp_path / "20240102000000_bad.js").read_text() + "exports.config = { transaction: false };\n"
     )
+    dry = knexwrap("latest", str(tmp_path), *db, "--dry-run", "--json", env=env)
+    assert dry.json()["warnings"] == [
+        "20240101000000_ok.js runs without a transaction: a failure can leave it half done",
+        "20240102000000_bad.js runs without a transaction: a failure can leave it half done",
+    ]
     result = knexwrap("latest", str(tmp_path), *db, "--yes", "--json", env=env)
     assert result.code == 12
     assert result.json()["error"]["code"] == "migration_failed"
