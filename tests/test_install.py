@@ -253,3 +253,31 @@ def test_doctor_finds_a_database_migrated_with_another_plugins_folder(install: I
         assert f"belong to {CATALOG}" in wrong[0]["message"]
     finally:
         drop_database(pg, install.db("app"))
+
+
+def test_progress_on_a_terminal_and_json_unchanged(install: Install) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    env = {**os.environ, **{k: v for k, v in install.env.items() if v is not None}}
+    argv = [sys.executable, "-m", "knexwrap", "status", "--prefix", install.prefix]
+    done = subprocess.run(argv, cwd=install.project, env=env, stdout=subprocess.PIPE, stderr=slave, timeout=60)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert done.returncode == 0
+    progress = seen.decode().replace("\r", "").splitlines()
+    assert sorted(progress) == [f"knexwrap: read {p}" for p in ("app", "auth", "catalog", "scaffolder")]
+    quiet = subprocess.run([*argv, "--json"], cwd=install.project, env=env, capture_output=True, timeout=60)
+    assert quiet.stderr == b"" and quiet.stdout.decode().startswith('{\n  "command": "status"')
