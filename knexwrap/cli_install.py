@@ -46,10 +46,10 @@ def plugins_command(as_json: bool, fmt: str, **kw: Any) -> None:
 @output.output_options
 def plan_command(to: str, as_json: bool, fmt: str, **kw: Any) -> None:
     """What going back to TARGET reverts, per database and migration set, newest first (read-only)."""
-    from . import downgrade
+    from . import downgrade, install
 
     options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
-    result = downgrade.plan(options, project_dir=project_dir, to=to, timeout=timeout)
+    result = downgrade.plan(install.plan(options, project_dir), to=to, timeout=timeout)
     output.emit(result, as_json=as_json, fmt=fmt)
 
 
@@ -62,21 +62,20 @@ def plan_command(to: str, as_json: bool, fmt: str, **kw: Any) -> None:
 @change_options
 def downgrade_command(to: str, no_backup: bool, force: bool, **kw: Any) -> None:
     """Revert what TARGET does not have, with backups, one migration at a time, newest first."""
-    from . import downgrade, downgrade_run, text
+    from . import downgrade, downgrade_run, install, text
 
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
-    plan = downgrade.plan(options, project_dir=project_dir, to=to, timeout=timeout)
+    p = install.plan(options, project_dir)
+    plan = downgrade.plan(p, to=to, timeout=timeout)
     if dry or not plan.changes:
         output.emit(plan, as_json=as_json, fmt=fmt)
         return
-    downgrade_run.preflight(plan, options, project_dir=project_dir, take_backups=not no_backup)
+    downgrade_run.preflight(plan, p, take_backups=not no_backup)
     click.echo(text.downgrade_plan(plan, fmt), err=True)
     if not yes and not click.confirm("Go ahead?", default=False, err=True):
         raise errors.Cancelled("cancelled: nothing was changed")
-    result = downgrade_run.execute(
-        plan, options, project_dir=project_dir, timeout=timeout, take_backups=not no_backup, force=force
-    )
+    result = downgrade_run.execute(plan, p, timeout=timeout, take_backups=not no_backup, force=force)
     output.emit(result, as_json=as_json, fmt=fmt)
     if result.failure is not None:
         output.error(result.failure["code"], result.failure["message"], result.failure["exit_code"], as_json=False)
@@ -91,8 +90,9 @@ def doctor_command(as_json: bool, fmt: str, **kw: Any) -> None:
     from . import doctor, install
 
     options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
-    refresh_archive(install.plan(options, project_dir).project)
-    result = doctor.diagnose(options, project_dir=project_dir, timeout=timeout)
+    p = install.plan(options, project_dir)
+    refresh_archive(p.project)
+    result = doctor.diagnose(p, timeout=timeout)
     output.emit(result, as_json=as_json, fmt=fmt)
     if result.findings:
         click.get_current_context().exit(errors.DoctorFound.exit_code)
@@ -119,7 +119,7 @@ def snapshot_command(out: str | None, as_json: bool, fmt: str, **kw: Any) -> Non
 
     options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
     p = install.plan(options, project_dir)
-    report_now = install.install_status(options, project_dir=project_dir, timeout=timeout)
+    report_now = install.read(p, timeout)
     taken = snapshot.take(report_now, list(sets.discover_all(p.project)), p.project)
     path = snapshot.write(taken, Path(out) if out else snapshot.default_path(p.project, taken))
     output.emit(

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import connection as conn
 from . import install, report, sets
 
 
@@ -98,10 +97,9 @@ def _locked(db: report.DatabaseReport, one: report.SetReport, flags: str) -> Fin
     )
 
 
-def diagnose(options: conn.Options, *, project_dir: str | None, timeout: float) -> DoctorReport:
-    p = install.plan(options, project_dir)
+def diagnose(p: install.Plan, *, timeout: float) -> DoctorReport:
     found = sets.discover_all(p.project)
-    status = install.install_status(options, project_dir=project_dir, timeout=timeout)
+    status = install.read(p, timeout)
     findings: list[Finding] = []
     checked = 0
     for db in status.databases:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import archive, errors, install, report, sets
-from . import connection as conn
 from . import state as st
 
 Key = tuple[str, str]  # (plugin id or "*", migrations table)
@@ -118,10 +117,10 @@ def _keep_installed_files(project: Path) -> list[str]:
     return []
 
 
-def plan(options: conn.Options, *, project_dir: str | None, to: str, timeout: float) -> DowngradePlan:
+def plan(p: install.Plan, *, to: str, timeout: float) -> DowngradePlan:
     target = target_install(to)
-    project = install.plan(options, project_dir).project
-    now = install.install_status(options, project_dir=project_dir, timeout=timeout)
+    project = p.project
+    now = install.read(p, timeout)
     shared = {s.table for s in sets.shared_sets(sets.discover_all(project))}
     planned, notes = [], []
     for db in now.databases:

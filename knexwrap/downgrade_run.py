@@ -60,11 +60,10 @@ def _refuse_running_backends(node: Node, connections: dict[str, conn.Connection]
             )
 
 
-def preflight(plan: DowngradePlan, options: conn.Options, *, project_dir: str | None, take_backups: bool) -> None:
+def preflight(plan: DowngradePlan, p: install.Plan, *, take_backups: bool) -> None:
     """What can be refused before the question is asked: a held lock, a backup that cannot be taken."""
     _refuse_locked(plan)
     if take_backups:
-        p = install.plan(options, project_dir)
         for connection in _connections(p, plan).values():
             backup.check_possible(connection)
 
@@ -121,14 +120,12 @@ def _verify(p: install.Plan, plan: DowngradePlan, node: Node) -> tuple[str, ...]
 
 def execute(
     plan: DowngradePlan,
-    options: conn.Options,
+    p: install.Plan,
     *,
-    project_dir: str | None,
     timeout: float,
     take_backups: bool = True,
     force: bool = False,
 ) -> DowngradeResult:
-    p = install.plan(options, project_dir)
     result = DowngradeResult(plan.to, (), (), ())
     if not plan.changes:
         return result

@@ -135,7 +135,11 @@ def install_status(
     timeout: float = 30.0,
     progress: Callable[[str], None] | None = None,
 ) -> report.InstallReport:
-    p = plan(options, project_dir)
+    return read(plan(options, project_dir), timeout, progress)
+
+
+def read(p: Plan, timeout: float, progress: Callable[[str], None] | None = None) -> report.InstallReport:
+    """Every database of a plan, in one node process: commands that already built the plan reuse it."""
     passwords = {c.password for c in p.databases.values() if c.password}
     if len(passwords) > 1:
         raise errors.ConfigError("plugin databases with different passwords are not supported yet")
