@@ -73,19 +73,6 @@ class Status:
     other_sets: tuple[report.SetReport, ...] = ()
 
 
-# read_state.js's code for a schema-mode plugin whose schema does not exist (PostgreSQL's invalid_schema_name).
-MISSING_SCHEMA = "3F000"
-
-
-def _read_one(target: Target, tables: list[str]) -> dict[str, Any]:
-    """One reader entry; in schema mode the plugin's schema is its database, and a missing one says so."""
-    [result] = target.node.read([reader_entry(target.connection, tables, target.node.timeout)])
-    error = result.get("error") or {}
-    if error.get("code") == MISSING_SCHEMA:
-        raise errors.DatabaseMissing(error["message"])
-    return result
-
-
 def _require_sqlite_file(target: Target) -> None:
     # knex would create an empty file and its tables: a typo must not leave a new database behind.
     if target.connection.is_sqlite and not Path(target.connection.database).is_file():
@@ -136,7 +123,7 @@ def status(target: Target) -> Status:
     _require_sqlite_file(target)
     others = neighbours(target)
     tables = list(dict.fromkeys([target.migrations.table, *(s.table for s in others)]))
-    result = _read_one(target, tables)
+    [result] = target.node.read([reader_entry(target.connection, tables, target.node.timeout)])
     primary = report.set_report(
         target.migrations, st.from_reader(result, target.migrations.table, target.migrations.directory)
     )
@@ -170,5 +157,5 @@ def read_state(target: Target) -> st.SetState:
             # knex would create the file but not its folder (Backstage creates it when the backend starts).
             raise errors.DatabaseMissing(f"SQLite folder {folder} does not exist: create it first")
         return st.SetState(False, (), st.list_files(target.migrations.directory), False)
-    result = _read_one(target, [target.migrations.table])
+    [result] = target.node.read([reader_entry(target.connection, [target.migrations.table], target.node.timeout)])
     return st.from_reader(result, target.migrations.table, target.migrations.directory)

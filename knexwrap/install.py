@@ -15,12 +15,8 @@ from . import connection as conn
 from . import errors, report, sets
 from . import state as st
 from .commands import reader_entry
-from .failures import classify
 from .node import Node
 from .plugins import find_project
-
-# pg and mysql codes for "no such database"; read_state.js's for a schema-mode plugin's missing schema.
-_MISSING_DATABASE = ("3D000", "ER_BAD_DB_ERROR", "3F000")
 
 
 @dataclass(frozen=True)
@@ -92,10 +88,10 @@ def _database(
     where = connection.target()
     if result is None:
         return report.DatabaseReport(plugin, connection.client, where, "absent", None, ())
+    if st.missing_database(result):
+        return report.DatabaseReport(plugin, connection.client, where, "absent", None, ())
     if "error" in result:
-        if result["error"].get("code") in _MISSING_DATABASE:
-            return report.DatabaseReport(plugin, connection.client, where, "absent", None, ())
-        message = classify("", f"Error: {result['error']['message']}", 1).message
+        message = st.reader_error(result).message
         return report.DatabaseReport(plugin, connection.client, where, "unreachable", message, ())
     reports = []
     for one in p.sets_by_plugin[plugin]:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from . import errors
 from .failures import classify
 
 # knex's default loadExtensions: the files its FsMigrations source lists (not .mjs).
@@ -79,11 +80,28 @@ def current_version(names: tuple[str, ...]) -> str | None:
     return max((n.split("_", 1)[0] for n in names), default=None)
 
 
+# read_state.js's code for a schema-mode plugin whose schema does not exist (PostgreSQL's invalid_schema_name).
+MISSING_SCHEMA = "3F000"
+# Reader error codes that mean the plugin's database (or schema) is not there yet: pg, mysql, schema mode.
+_MISSING_DATABASE = ("3D000", "ER_BAD_DB_ERROR", MISSING_SCHEMA)
+
+
+def missing_database(entry: dict[str, Any]) -> bool:
+    return "error" in entry and entry["error"].get("code") in _MISSING_DATABASE
+
+
+def reader_error(entry: dict[str, Any]) -> errors.KnexwrapError:
+    """The typed error of a reader entry that failed; in schema mode the schema is the plugin's database."""
+    error = entry["error"]
+    if error.get("code") == MISSING_SCHEMA:
+        return errors.DatabaseMissing(error["message"])
+    return classify("", f"Error: {error['message']}", 1)
+
+
 def from_reader(entry: dict[str, Any], table: str, directory: str) -> SetState:
     """One entry of read_state.js's output; a database error becomes the typed error."""
     if "error" in entry:
-        message = entry["error"]["message"]
-        raise classify("", f"Error: {message}", 1)
+        raise reader_error(entry)
     data = entry["tables"][table]
     return SetState(
         table_exists=data["exists"],
