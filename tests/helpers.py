@@ -12,7 +12,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from knexwrap.cli import main
+from knexwrap.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ROOT / "fixtures" / "project"

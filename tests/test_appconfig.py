@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from knexwrap.appconfig import LoadedConfig, PluginDatabase, find_config_files, load, plugin_database
+from knexwrap.config.appconfig import LoadedConfig, PluginDatabase, find_config_files, load, plugin_database
 from knexwrap.errors import ConfigError
 
 # packages/create-app/templates/default-app/app-config.production.yaml

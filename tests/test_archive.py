@@ -12,8 +12,9 @@ import pytest
 from backstage import CATALOG, DEFAULTS, SCHEDULER_TABLE, TASKS, fetch, knex, make_project, ok, package_dir, swap
 from servers import PgServer, psql_rows
 
-from knexwrap import archive, sets
 from knexwrap.errors import ConfigError
+from knexwrap.install import sets
+from knexwrap.upgrade import archive
 
 CORRUPT = "The migration directory is corrupt, the following files are missing: "
 TABLE = "knex_migrations"

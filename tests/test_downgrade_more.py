@@ -19,7 +19,8 @@ from backstage import AUTH, CATALOG, DEFAULTS, SCAFFOLDER, SCHEDULER_TABLE, knex
 from helpers import ROOT, Result, knexwrap, sqlite_rows
 from servers import PgServer, create_database, drop_database, psql_rows, unique_name
 
-from knexwrap import archive, backup, sets
+from knexwrap.install import sets
+from knexwrap.upgrade import archive, backup
 
 CORRUPT = "The migration directory is corrupt, the following files are missing: "
 Env = dict[str, "str | None"]

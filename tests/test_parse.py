@@ -8,8 +8,8 @@ import pytest
 from helpers import ROOT
 
 from knexwrap import errors
-from knexwrap.failures import classify
-from knexwrap.parse import Change, Listing, clean, parse_change, parse_current, parse_list, parse_unlock
+from knexwrap.knex.failures import classify
+from knexwrap.knex.parse import Change, Listing, clean, parse_change, parse_current, parse_list, parse_unlock
 
 CAPTURES = ROOT / "fixtures" / "knex-output"
 VERSIONS = ["3.3.0", "2.5.1"]

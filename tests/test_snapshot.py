@@ -14,10 +14,12 @@ import pytest
 from backstage import CATALOG, DEFAULTS, KEYS_TABLE, SCAFFOLDER, SCHEDULER_TABLE, fetch, knex, make_project, ok
 from servers import PgServer, create_database, drop_database, psql_rows, unique_name
 
-from knexwrap import archive, install, sets, snapshot
-from knexwrap import connection as conn
-from knexwrap import state as st
+from knexwrap.config import connection as conn
 from knexwrap.errors import ConfigError
+from knexwrap.install import sets
+from knexwrap.state import read as st
+from knexwrap.state import whole as install
+from knexwrap.upgrade import archive, snapshot
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 # knex writes JS Dates (millisecond precision); read_state.js hands them back as toISOString().

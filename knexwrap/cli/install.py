@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from . import errors, output
+from .. import errors
+from . import output
 from .options import change_options, options_from, target_options
 
 
@@ -22,7 +23,7 @@ from .options import change_options, options_from, target_options
 @output.output_options
 def config_command(plugin: str | None, as_json: bool, fmt: str, **kw: Any) -> None:
     """Where each plugin's database connection comes from and where it points (password masked)."""
-    from . import install
+    from ..state import whole as install
 
     options, project_dir = options_from(kw), kw.pop("project_dir")
     result = install.describe(options, project_dir=project_dir, plugin=plugin)
@@ -34,7 +35,7 @@ def config_command(plugin: str | None, as_json: bool, fmt: str, **kw: Any) -> No
 @output.output_options
 def plugins_command(as_json: bool, fmt: str, **kw: Any) -> None:
     """Every installed migration set: plugin id, package, version, folder, table and database."""
-    from . import install
+    from ..state import whole as install
 
     options, project_dir = options_from(kw), kw.pop("project_dir")
     output.emit(install.list_sets(options, project_dir=project_dir), as_json=as_json, fmt=fmt)
@@ -46,7 +47,8 @@ def plugins_command(as_json: bool, fmt: str, **kw: Any) -> None:
 @output.output_options
 def plan_command(to: str, as_json: bool, fmt: str, **kw: Any) -> None:
     """What going back to TARGET reverts, per database and migration set, newest first (read-only)."""
-    from . import downgrade, install
+    from ..state import whole as install
+    from ..upgrade import plan as downgrade
 
     options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
     result = downgrade.plan(install.plan(options, project_dir), to=to, timeout=timeout)
@@ -62,7 +64,10 @@ def plan_command(to: str, as_json: bool, fmt: str, **kw: Any) -> None:
 @change_options
 def downgrade_command(to: str, no_backup: bool, force: bool, **kw: Any) -> None:
     """Revert what TARGET does not have, with backups, one migration at a time, newest first."""
-    from . import downgrade, downgrade_run, install, text
+    from ..state import whole as install
+    from ..upgrade import downgrade as downgrade_run
+    from ..upgrade import plan as downgrade
+    from . import text
 
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
@@ -87,7 +92,8 @@ def downgrade_command(to: str, no_backup: bool, force: bool, **kw: Any) -> None:
 @output.output_options
 def doctor_command(as_json: bool, fmt: str, **kw: Any) -> None:
     """Diagnose every plugin database: missing files, held locks, wrong folders; and how to fix each."""
-    from . import doctor, install
+    from ..state import whole as install
+    from ..upgrade import doctor
 
     options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
     p = install.plan(options, project_dir)
@@ -103,7 +109,8 @@ def doctor_command(as_json: bool, fmt: str, **kw: Any) -> None:
 @output.output_options
 def archive_command(project_dir: str | None, as_json: bool, fmt: str) -> None:
     """Copy every installed migration file into .knexwrap/archive/ (run after every install or upgrade)."""
-    from . import archive, plugins
+    from ..install import plugins
+    from ..upgrade import archive
 
     project = plugins.find_project(Path.cwd(), project_dir)
     output.emit(archive.archive(project), as_json=as_json, fmt=fmt)
@@ -115,7 +122,9 @@ def archive_command(project_dir: str | None, as_json: bool, fmt: str) -> None:
 @output.output_options
 def snapshot_command(out: str | None, as_json: bool, fmt: str, **kw: Any) -> None:
     """Record every database x set's applied migrations and the installed versions; archive the files."""
-    from . import install, sets, snapshot
+    from ..install import sets
+    from ..state import whole as install
+    from ..upgrade import snapshot
 
     options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
     p = install.plan(options, project_dir)
@@ -137,7 +146,7 @@ class SnapshotWritten:
 
 def refresh_archive(project: Path) -> None:
     """Any command that finds sets not archived yet archives them: later they may be gone."""
-    from . import archive
+    from ..upgrade import archive
 
     try:
         done = archive.refresh(project)

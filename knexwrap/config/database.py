@@ -11,17 +11,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .reader import _Plugin, _Reader
-from .shared import (
-    _KEY_PART,
-    _MISSING,
-    DEFAULT_PREFIX,
-    KNEX_CLIENTS,
-    MEMORY,
-    Key,
-    PluginDatabase,
-    _dotted,
-    _kind,
-)
+from .shared import _KEY_PART, _MISSING, DEFAULT_PREFIX, KNEX_CLIENTS, MEMORY, Key, PluginDatabase, _dotted, _kind
 from .urls import _parse_pg_url, _UrlError
 from .values import _check_connection_unset, _lodash_merge, _network_fields, _normalize, _text
 

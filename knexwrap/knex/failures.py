@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from . import errors
+from .. import errors
 from .parse import clean
 
 Rule = tuple["re.Pattern[str]", Callable[["re.Match[str]", str], errors.KnexwrapError]]

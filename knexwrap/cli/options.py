@@ -7,8 +7,9 @@ from typing import Any, TypeVar
 
 import click
 
-from . import commands, errors
-from .connection import DEFAULT_PREFIX, Options
+from .. import errors
+from ..config.connection import DEFAULT_PREFIX, Options
+from ..state import plugin as commands
 
 # Modules a command needs are imported inside it: every start pays only for what it runs.
 F = TypeVar("F", bound=Callable[..., Any])

@@ -12,9 +12,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from . import connection as conn
-from .errors import BackupFailed, ToolMissing
-from .process import find, run
+from ..config import connection as conn
+from ..errors import BackupFailed, ToolMissing
+from ..knex.process import find, run
 
 _MISMATCH = re.compile(r"server version: ([\d.]+); pg_dump version: ([\d.]+)")
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from .changes import Plan
+    from ..upgrade.changes import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -9,11 +9,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import connection as conn
-from . import errors, parse, plugins, report, sets
-from . import state as st
-from .node import PASSWORD_ENV, Node
-from .sets import MigrationSet
+from .. import errors
+from ..config import connection as conn
+from ..install import plugins, sets
+from ..install.sets import MigrationSet
+from ..knex import parse
+from ..knex.node import PASSWORD_ENV, Node
+from . import read as st
+from . import report
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import PluginAmbiguous, PluginNotFound, ToolMissing
+from ..errors import PluginAmbiguous, PluginNotFound, ToolMissing
 from .sets import EVERY_PLUGIN, MigrationSet, discover_all
 
 KNEX_BIN = Path("node_modules", ".bin", "knex")

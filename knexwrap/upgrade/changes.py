@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import errors, parse
-from . import state as st
-from .commands import Target, neighbours, read_state
+from .. import errors
+from ..knex import parse
+from ..state import read as st
+from ..state.plugin import Target, neighbours, read_state
 
 
 @dataclass(frozen=True)

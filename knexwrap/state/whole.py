@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import connection as conn
-from . import errors, report, sets
-from . import state as st
-from .commands import reader_entry
-from .node import Node
-from .plugins import find_project
+from .. import errors
+from ..config import connection as conn
+from ..install import sets
+from ..install.plugins import find_project
+from ..knex.node import Node
+from . import read as st
+from . import report
+from .plugin import reader_entry
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import Timeout, ToolMissing
+from ..errors import Timeout, ToolMissing
 
 _MASK = "********"
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ToolMissing
+from ..errors import ToolMissing
+from ..install.plugins import KNEX_BIN
 from .failures import classify
-from .plugins import KNEX_BIN
 from .process import Run, find, run
 
 JS_DIR = Path(__file__).resolve().parent / "js"

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import install, report, sets
+from ..install import sets
+from ..state import report
+from ..state import whole as install
 
 
 @dataclass(frozen=True)

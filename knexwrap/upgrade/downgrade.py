@@ -9,11 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import archive, backup, errors, install, parse, sets
-from . import connection as conn
-from .commands import Target, reader_entry
-from .downgrade import DowngradePlan, SetPlan
-from .node import Node
+from .. import errors
+from ..config import connection as conn
+from ..install import sets
+from ..knex import parse
+from ..knex.node import Node
+from ..state import whole as install
+from ..state.plugin import Target, reader_entry
+from . import archive, backup
+from .plan import DowngradePlan, SetPlan
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import errors
+from .. import errors
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # Lines knex prints before the answer; they depend on how it was started, not on the database.

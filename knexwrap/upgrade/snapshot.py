@@ -40,12 +40,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import archive, errors
-from . import state as st
+from .. import errors
+from ..install.sets import EVERY_PLUGIN, MigrationSet
+from ..state import read as st
+from ..state.report import DatabaseReport, InstallReport
+from . import archive
 from .archive import ArchiveResult
-from .downgrade import TargetInstall
-from .report import DatabaseReport, InstallReport
-from .sets import EVERY_PLUGIN, MigrationSet
+from .plan import TargetInstall
 
 KIND = "knexwrap-snapshot"
 FORMAT = 1

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for annotations only: rendering a status must not import the downgrade machinery
-    from .archive import ArchiveResult
-    from .changes import Outcome
-    from .commands import Current, Status
-    from .doctor import DoctorReport
-    from .downgrade import DowngradePlan
-    from .downgrade_run import DowngradeResult
-    from .install import ConfigReport, SetsReport
-    from .report import DatabaseReport, InstallReport, SetReport
+    from ..state.plugin import Current, Status
+    from ..state.report import DatabaseReport, InstallReport, SetReport
+    from ..state.whole import ConfigReport, SetsReport
+    from ..upgrade.archive import ArchiveResult
+    from ..upgrade.changes import Outcome
+    from ..upgrade.doctor import DoctorReport
+    from ..upgrade.downgrade import DowngradeResult
+    from ..upgrade.plan import DowngradePlan
 
 VERBS = {"apply": ("apply", "applied"), "revert": ("revert", "reverted"), "unlock": ("release", "released")}
 

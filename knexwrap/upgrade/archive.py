@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import errors
-from . import state as st
-from .sets import EVERY_PLUGIN, MigrationSet, discover_all
+from .. import errors
+from ..install.sets import EVERY_PLUGIN, MigrationSet, discover_all
+from ..state import read as st
 
 FORMAT = 1
 SetKey = tuple[str, str]  # (migrations table, package)

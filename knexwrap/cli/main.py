@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import cli_install, commands, errors, output
+from .. import errors
+from ..state import plugin as commands
+from . import install as cli_install
+from . import output
 from .options import F, change_options, options_from, target_from, target_options
 
 if TYPE_CHECKING:
-    from .changes import Plan
+    from ..upgrade.changes import Plan
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,7 +48,7 @@ def status(plugin: str | None, as_json: bool, fmt: str, verbose: bool, check: bo
         result: Any = commands.status(target_from(plugin, kw))
         states = [result.primary.state, *(s.state for s in result.other_sets)]
     else:
-        from . import install
+        from ..state import whole as install
 
         if kw.pop("migrations_table_name"):
             raise errors.ConfigError("--migrations-table-name needs a PLUGIN")
@@ -61,7 +64,7 @@ def status(plugin: str | None, as_json: bool, fmt: str, verbose: bool, check: bo
 def check_code(states: list[str]) -> int:
     """status --check: 0 in sync, else the code of the worst state found (README, exit codes)."""
     codes = {"unreachable": 5, "ahead": 8, "locked": 9, "behind": 10, "absent": 10}
-    from .report import SEVERITY
+    from ..state.report import SEVERITY
 
     found = [codes[s] for s in SEVERITY if s in states and s in codes]
     return found[0] if found else 0
@@ -90,7 +93,7 @@ def _change(
     kw: dict[str, Any],
     pick: Callable[[commands.Target], commands.Target] | None = None,
 ) -> None:
-    from . import changes
+    from ..upgrade import changes
 
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     explicit_table = kw.get("migrations_table_name")
@@ -120,7 +123,7 @@ def change_command(help_text: str) -> Callable[[F], F]:
 @change_command("Apply every pending migration of PLUGIN (knex migrate:latest).")
 @click.argument("plugin")
 def latest(plugin: str, **kw: Any) -> None:
-    from . import changes
+    from ..upgrade import changes
 
     _change(changes.plan_latest, plugin, kw)
 
@@ -129,7 +132,7 @@ def latest(plugin: str, **kw: Any) -> None:
 @click.argument("plugin")
 @click.argument("name", required=False)
 def up(plugin: str, name: str | None, **kw: Any) -> None:
-    from . import changes
+    from ..upgrade import changes
 
     _change(lambda t: changes.plan_up(t, name), plugin, kw, pick=lambda t: changes.set_for_name(t, name))
 
@@ -138,7 +141,7 @@ def up(plugin: str, name: str | None, **kw: Any) -> None:
 @click.argument("plugin")
 @click.argument("name", required=False)
 def down(plugin: str, name: str | None, **kw: Any) -> None:
-    from . import changes
+    from ..upgrade import changes
 
     _change(lambda t: changes.plan_down(t, name), plugin, kw, pick=lambda t: changes.set_for_name(t, name))
 
@@ -147,7 +150,7 @@ def down(plugin: str, name: str | None, **kw: Any) -> None:
 @click.argument("plugin")
 @click.option("--all", "everything", is_flag=True, help="Revert every applied migration.")
 def rollback(plugin: str, everything: bool, **kw: Any) -> None:
-    from . import changes
+    from ..upgrade import changes
 
     _change(lambda t: changes.plan_rollback(t, everything), plugin, kw)
 
@@ -155,7 +158,7 @@ def rollback(plugin: str, everything: bool, **kw: Any) -> None:
 @change_command("Release a held migration lock of PLUGIN (knex migrate:unlock).")
 @click.argument("plugin")
 def unlock(plugin: str, **kw: Any) -> None:
-    from . import changes
+    from ..upgrade import changes
 
     _change(changes.plan_unlock, plugin, kw)
 

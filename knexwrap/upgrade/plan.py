@@ -10,8 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import archive, errors, install, report, sets
-from . import state as st
+from .. import errors
+from ..install import sets
+from ..state import read as st
+from ..state import report
+from ..state import whole as install
+from . import archive
 
 Key = tuple[str, str]  # (plugin id or "*", migrations table)
 

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from . import errors
-from .failures import classify
+from .. import errors
+from ..knex.failures import classify
 
 # knex's default loadExtensions: the files its FsMigrations source lists (not .mjs).
 _NO_TRANSACTION = re.compile(r"transaction\s*:\s*false")

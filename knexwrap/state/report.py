@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import state as st
-from .sets import MigrationSet
+from ..install.sets import MigrationSet
+from . import read as st
 
 # Worst first: the state of a database is the worst state of its sets.
 SEVERITY = ("unreachable", "ahead", "locked", "behind", "absent", "in sync", "orphan")

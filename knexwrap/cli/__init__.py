@@ -1,0 +1,1 @@
+"""The command line: click commands, shared options and the renderers."""

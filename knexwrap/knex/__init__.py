@@ -1,0 +1,1 @@
+"""Running Node and the real Knex CLI, and reading what they print."""

@@ -1,0 +1,1 @@
+"""Upgrade days: archive, snapshot, downgrade plans and runs, backups, doctor, and the change verbs."""
