@@ -15,17 +15,8 @@ from ..install import sets
 from ..state import read as st
 from ..state import report
 from ..state import whole as install
-from . import archive
-
-Key = tuple[str, str]  # (plugin id or "*", migrations table)
-
-
-@dataclass(frozen=True)
-class TargetInstall:
-    description: str
-    files: dict[Key, tuple[str, ...]]  # the migration files each set has in the target
-    versions: dict[Key, str | None]
-    directories: dict[Key, str]  # where those files are, when the target is an install
+from . import archive, snapshot
+from .target import Key, TargetInstall, folder_target
 
 
 @dataclass(frozen=True)
@@ -57,28 +48,14 @@ class DowngradePlan:
         return tuple(s for s in self.sets if s.revert)
 
 
-def _key(one: sets.MigrationSet) -> Key:
-    return (str(one.plugin_id), one.table)
-
-
 def target_install(spec: str) -> TargetInstall:
+    """The install to go back to, from --to: a snapshot file, or an older install's folder (or its node_modules).
+
+    Raises ConfigError when SPEC is neither; a damaged snapshot raises as snapshot.read does."""
     path = Path(spec).expanduser().resolve()
     if path.is_file():
-        from . import snapshot
-
         return snapshot.target(path)
-    if not path.is_dir():
-        raise errors.ConfigError(f"--to {spec}: no such project folder, node_modules or snapshot file")
-    project = path.parent if path.name == "node_modules" else path
-    if not (project / "node_modules").is_dir():
-        raise errors.ConfigError(f"--to {spec}: no node_modules there (give an install's project folder)")
-    found = sets.discover_all(project)
-    return TargetInstall(
-        description=str(project),
-        files={_key(s): st.list_files(s.directory) for s in found},
-        versions={_key(s): s.version for s in found},
-        directories={_key(s): s.directory for s in found},
-    )
+    return folder_target(spec, path)
 
 
 def _set_key(plugin: str, found: report.SetReport, shared: set[str]) -> Key:

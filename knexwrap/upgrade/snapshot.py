@@ -46,7 +46,7 @@ from ..state import read as st
 from ..state.report import DatabaseReport, InstallReport
 from . import archive
 from .archive import ArchiveResult
-from .plan import TargetInstall
+from .target import TargetInstall
 
 KIND = "knexwrap-snapshot"
 FORMAT = 1
