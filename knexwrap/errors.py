@@ -108,6 +108,12 @@ class DoctorFound(KnexwrapError):
     code, exit_code = "problems_found", 17
 
 
+class PreviewUnavailable(KnexwrapError):
+    """--sql cannot show the plan's SQL here (no scratch database allowed, or a live preview not possible)."""
+
+    code, exit_code = "preview_unavailable", 18
+
+
 # The README's exit-code table is generated from this list, so keep it the single source.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "success"),
@@ -128,4 +134,5 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (15, "the backup before a downgrade failed or cannot be taken (pg_dump missing or older than the server)"),
     (16, "a Backstage backend is connected to a database a downgrade would change (--force to go on)"),
     (17, "doctor found problems (each is listed with its fix)"),
+    (18, "--sql cannot preview here: the role may not create a scratch database, or --sql=live is not possible"),
 )

@@ -16,7 +16,7 @@ import click
 from .. import errors
 from ..state import plugin as commands
 from . import install as cli_install
-from . import output
+from . import output, sqlview
 from .options import F, change_options, options_from, target_from, target_options
 
 if TYPE_CHECKING:
@@ -96,12 +96,17 @@ def _change(
     from ..upgrade import changes
 
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
+    sql = kw.pop("sql", None)
     explicit_table = kw.get("migrations_table_name")
     target = target_from(plugin, kw)
     if pick is not None and not explicit_table:
         target = pick(target)
     plan = changes.with_warnings(target, plan_for(target))
     cli_install.refresh_archive(target.project)
+    if sql is not None:
+        sqlview.preview_change(target, plan, sql, as_json=as_json, fmt=fmt, dry=dry, yes=yes)
+        if dry:
+            return
     if dry:
         output.emit(changes.dry_run(target, plan), as_json=as_json, fmt=fmt)
         return
@@ -121,6 +126,7 @@ def change_command(help_text: str) -> Callable[[F], F]:
 
 
 @change_command("Apply every pending migration of PLUGIN (knex migrate:latest).")
+@sqlview.sql_option
 @click.argument("plugin")
 def latest(plugin: str, **kw: Any) -> None:
     from ..upgrade import changes
@@ -129,6 +135,7 @@ def latest(plugin: str, **kw: Any) -> None:
 
 
 @change_command("Apply NAME, or the next pending migration of PLUGIN (knex migrate:up).")
+@sqlview.sql_option
 @click.argument("plugin")
 @click.argument("name", required=False)
 def up(plugin: str, name: str | None, **kw: Any) -> None:
@@ -138,6 +145,7 @@ def up(plugin: str, name: str | None, **kw: Any) -> None:
 
 
 @change_command("Revert NAME, or the last applied migration of PLUGIN (knex migrate:down).")
+@sqlview.sql_option
 @click.argument("plugin")
 @click.argument("name", required=False)
 def down(plugin: str, name: str | None, **kw: Any) -> None:
@@ -147,6 +155,7 @@ def down(plugin: str, name: str | None, **kw: Any) -> None:
 
 
 @change_command("Revert the last batch of PLUGIN, or every batch with --all (knex migrate:rollback).")
+@sqlview.sql_option
 @click.argument("plugin")
 @click.option("--all", "everything", is_flag=True, help="Revert every applied migration.")
 def rollback(plugin: str, everything: bool, **kw: Any) -> None:

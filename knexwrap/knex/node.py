@@ -58,6 +58,10 @@ class Node:
         result: list[dict[str, Any]] = json.loads(run.stdout)
         return result
 
+    def script(self, name: str, env: dict[str, str]) -> Run:
+        """One run of knexwrap's own script js/NAME with ENV added; the exit code is the caller's to judge."""
+        return self._run([str(JS_DIR / name)], env)
+
     def _environment(self, extra: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
         env.update(extra, NO_COLOR="1", KNEX_PATH=str(self.project / "node_modules" / "knex" / "knex.js"))

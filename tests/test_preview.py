@@ -1,0 +1,280 @@
+"""--sql against real servers: the SQL of a change, with the live database proved unchanged and no scratch left.
+
+The live database is compared before/after by its catalog (tables, columns) and a digest of every table's
+rows; the server's database list is compared too, so a scratch database left behind fails the test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backstage import CATALOG, make_project
+from helpers import PROJECT, knexwrap, write_migration
+from knexwrap.upgrade.scratch import SCRATCH_PREFIX
+from servers import MariaServer, PgServer, mysql_rows, psql_rows, unique_name
+
+APP = ["20211229105307_init.js", "20240113144027_assets-namespace.js"]
+DROP_NAMESPACE_PG = 'alter table "static_assets_cache" drop column "namespace"'
+LAST_CATALOG = "20261013000000_final_entity_generations.js"
+
+
+def pg_env(pg: PgServer) -> dict[str, str | None]:
+    return {"POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": pg.user}
+
+
+def pg_databases(pg: PgServer) -> set[str]:
+    """knexwrap's scratch databases on the server (other test runs create and drop databases of their own)."""
+    sql = f"select datname from pg_database where datname like '{SCRATCH_PREFIX}%'"
+    return {r[0] for r in psql_rows(pg, "postgres", sql)}
+
+
+def maria_databases(m: MariaServer) -> list[tuple[str, ...]]:
+    return mysql_rows(m, None, f"show databases like '{SCRATCH_PREFIX}%'")
+
+
+def pg_snapshot(pg: PgServer, db: str) -> dict[str, Any]:
+    """Every column (with type) and a digest of every table's rows: any change to the live database shows."""
+    cols = psql_rows(
+        pg,
+        db,
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = 'public' order by 1, 2",
+    )
+    tables = sorted({c[0] for c in cols})
+    rows = {
+        t: psql_rows(pg, db, f"select count(*), md5(coalesce(string_agg(x::text, '|' order by x::text), '')) from \"{t}\" x")
+        for t in tables
+    }
+    indexes = psql_rows(pg, db, "select indexname from pg_indexes where schemaname = 'public' order by 1")
+    return {"columns": cols, "rows": rows, "indexes": indexes}
+
+
+def maria_snapshot(m: MariaServer, db: str) -> dict[str, Any]:
+    cols = mysql_rows(
+        m,
+        None,
+        f"select table_name, column_name, column_type from information_schema.columns where table_schema = '{db}' order by 1, 2",
+    )
+    rows = {t: mysql_rows(m, db, f"select count(*) from `{t}`") for t in sorted({c[0] for c in cols})}
+    return {"columns": cols, "rows": rows}
+
+
+def statements(document: dict[str, Any], kind: str = "migration") -> list[str]:
+    [entry] = document["sql"]
+    return [s["sql"] for m in entry["migrations"] for s in m["statements"] if s["kind"] == kind]
+
+
+@pytest.fixture
+def app_pg(pg: PgServer, pg_database: str) -> list[str]:
+    """The fixture app plugin fully applied, with rows in the table whose column the revert drops."""
+    args = ["--database", pg_database]
+    assert knexwrap("latest", "app", *args, "--yes", env=pg_env(pg)).code == 0
+    insert = "insert into static_assets_cache (path, content, namespace) values ('a', 'x', 'n'), ('b', 'y', 'm')"
+    psql_rows(pg, pg_database, insert)
+    return args
+
+
+def test_pg_sql_of_reverting_assets_namespace(pg: PgServer, pg_database: str, app_pg: list[str]) -> None:
+    before, databases = pg_snapshot(pg, pg_database), pg_databases(pg)
+    result = knexwrap("down", "app", APP[1], *app_pg, "--sql", "--dry-run", "--json", env=pg_env(pg))
+    assert result.code == 0, result.err
+    document = result.json()
+    [entry] = document["sql"]
+    assert (document["command"], entry["action"], entry["method"]) == ("down", "revert", "schema-only copy")
+    [migration] = entry["migrations"]
+    assert (migration["name"], migration["direction"], migration["error"]) == (APP[1], "down", None)
+    assert "table.dropColumn('namespace');" in migration["source"]
+    assert statements(document) == [DROP_NAMESPACE_PG]
+    assert 'delete from "knex_migrations" where "name" = $1' in statements(document, "bookkeeping")
+    assert migration["drops"] == [
+        {"table": "static_assets_cache", "column": "namespace", "live_rows": 2, "live_values": 2}
+    ]
+    assert pg_snapshot(pg, pg_database) == before
+    assert pg_databases(pg) == databases
+
+    text = knexwrap("down", "app", APP[1], *app_pg, "--sql", "--dry-run", env=pg_env(pg))
+    assert text.code == 0
+    assert f"{APP[1]} (down)\n  source:\n    async function down(knex) {{" in text.out
+    assert f"    1. BEGIN;\n    2. {DROP_NAMESPACE_PG}\n    3. COMMIT;\n" in text.out
+    assert "  drops column static_assets_cache.namespace: the live table has 2 rows, 2 of them with a value" in text.out
+    assert pg_snapshot(pg, pg_database) == before
+    assert pg_databases(pg) == databases
+
+
+def test_pg_preview_then_question_declined_changes_nothing(pg: PgServer, pg_database: str, app_pg: list[str]) -> None:
+    before, databases = pg_snapshot(pg, pg_database), pg_databases(pg)
+    result = knexwrap("rollback", "app", *app_pg, "--sql", env=pg_env(pg), input="n\n")
+    assert result.code == 14
+    assert f"SQL to revert 2 migrations of app" in result.err
+    assert 'drop table "static_assets_cache"' in result.err
+    assert "About to revert 2 migrations" in result.err
+    assert pg_snapshot(pg, pg_database) == before
+    assert pg_databases(pg) == databases
+
+    applied = knexwrap("down", "app", *app_pg, "--sql", "--yes", env=pg_env(pg))
+    assert applied.code == 0, applied.err
+    assert DROP_NAMESPACE_PG in applied.err
+    assert psql_rows(pg, pg_database, "select name from knex_migrations") == [(APP[0],)]
+
+
+def test_pg_apply_preview_of_latest(pg: PgServer, pg_database: str) -> None:
+    databases = pg_databases(pg)
+    result = knexwrap("latest", "app", "--database", pg_database, "--sql", "--dry-run", "--json", env=pg_env(pg))
+    assert result.code == 0, result.err
+    sql = statements(result.json())
+    assert sql[0].startswith('create table "static_assets_cache"')
+    assert 'alter table "static_assets_cache" add column "namespace" varchar(255) not null default \'default\'' in sql
+    assert psql_rows(pg, pg_database, "select count(*) from pg_tables where schemaname = 'public'") == [("0",)]
+    assert pg_databases(pg) == databases
+
+
+def test_pg_failing_down_drops_the_scratch_database(pg: PgServer, pg_database: str, tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    write_migration(folder, "20240101000000_a.js", "await knex.schema.createTable('a', t => t.increments())")
+    write_migration(
+        folder,
+        "20240102000000_b.js",
+        "await knex.schema.table('a', t => t.string('b'))",
+        "await knex.schema.table('a', t => t.dropColumn('b')); throw new Error('down refuses')",
+    )
+    args = [str(folder), "--database", pg_database]
+    assert knexwrap("latest", *args, "--yes", env=pg_env(pg)).code == 0
+    before, databases = pg_snapshot(pg, pg_database), pg_databases(pg)
+    result = knexwrap("down", *args, "--sql", "--dry-run", env=pg_env(pg))
+    assert result.code == 12
+    assert '  2. alter table "a" drop column "b"\n' in result.out
+    assert "  FAILS: down refuses" in result.out
+    assert "20240102000000_b.js failed in the preview (down refuses)" in result.err
+    assert pg_snapshot(pg, pg_database) == before
+    assert pg_databases(pg) == databases
+
+
+def test_pg_role_without_createdb_is_offered_live(pg: PgServer, pg_database: str) -> None:
+    role = unique_name("kw_nocreate")
+    psql_rows(pg, "postgres", f'create role "{role}" login nocreatedb')
+    try:
+        psql_rows(pg, "postgres", f'alter database "{pg_database}" owner to "{role}"')
+        env = {**pg_env(pg), "POSTGRES_USER": role}
+        args = ["--database", pg_database]
+        assert knexwrap("latest", "app", *args, "--yes", env=env).code == 0
+        databases = pg_databases(pg)
+        refused = knexwrap("down", "app", *args, "--sql", "--dry-run", env=env)
+        assert refused.code == 18
+        assert f"{role} may not create the scratch database" in refused.err
+        assert "--sql=live previews it on the live database" in refused.err
+        before = pg_snapshot(pg, pg_database)
+        declined = knexwrap("down", "app", *args, "--sql=live", "--dry-run", env=env, input="n\n")
+        assert declined.code == 14
+        live = knexwrap("down", "app", *args, "--sql=live", "--dry-run", "--json", env=env, input="y\n")
+        assert live.code == 0, live.err
+        assert live.json()["sql"][0]["method"] == "live, rolled back"
+        assert statements(live.json()) == [DROP_NAMESPACE_PG]
+        assert pg_snapshot(pg, pg_database) == before
+        assert pg_databases(pg) == databases
+    finally:
+        psql_rows(pg, "postgres", f'alter database "{pg_database}" owner to postgres')
+        psql_rows(pg, pg_database, f'reassign owned by "{role}" to postgres')
+        psql_rows(pg, pg_database, f'drop owned by "{role}"')
+        psql_rows(pg, "postgres", f'drop role "{role}"')
+
+
+def test_sqlite_sql_of_reverting_assets_namespace(tmp_path: Path) -> None:
+    args = ["--client", "better-sqlite3", "--sqlite-dir", str(tmp_path)]
+    assert knexwrap("latest", "app", *args, "--yes").code == 0
+    database = tmp_path / "app.sqlite"
+    digest = hashlib.sha256(database.read_bytes()).hexdigest()
+    result = knexwrap("down", "app", *args, "--sql", "--dry-run", "--json")
+    assert result.code == 0, result.err
+    [entry] = result.json()["sql"]
+    assert entry["method"] == "copy of the file"
+    sql = statements(result.json())
+    assert 'DROP TABLE "static_assets_cache"' in sql
+    assert any(s.startswith("CREATE TABLE `_knex_temp_alter") for s in sql)
+    assert entry["migrations"][0]["drops"] == [
+        {"table": "static_assets_cache", "column": "namespace", "live_rows": 0, "live_values": 0}
+    ]
+    assert hashlib.sha256(database.read_bytes()).hexdigest() == digest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.sqlite"]
+
+
+def test_mariadb_sql_of_reverting_assets_namespace(mariadb: MariaServer) -> None:
+    db = unique_name("kw_preview")
+    mysql_rows(mariadb, None, f"create database `{db}`")
+    env = {"KNEXWRAP_CLIENT": "mysql2"}
+    args = ["--host", mariadb.host, "--port", str(mariadb.port), "--user", mariadb.user, "--database", db]
+    try:
+        assert knexwrap("latest", "app", *args, "--yes", env=env).code == 0
+        mysql_rows(mariadb, db, "insert into static_assets_cache (path, content) values ('a', 'x')")
+        before, databases = maria_snapshot(mariadb, db), maria_databases(mariadb)
+        result = knexwrap("down", "app", *args, "--sql", "--dry-run", "--json", env=env)
+        assert result.code == 0, result.err
+        [entry] = result.json()["sql"]
+        assert statements(result.json()) == ["alter table `static_assets_cache` drop `namespace`"]
+        assert entry["migrations"][0]["drops"][0]["live_rows"] == 1
+        assert any("MySQL commits each DDL statement at once" in n for n in entry["notes"])
+        assert knexwrap("down", "app", *args, "--sql=live", "--dry-run", "--yes", env=env).code == 18
+        assert maria_snapshot(mariadb, db) == before
+        assert maria_databases(mariadb) == databases
+    finally:
+        mysql_rows(mariadb, None, f"drop database if exists `{db}`")
+
+
+@pytest.fixture(scope="module")
+def catalog_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_project(tmp_path_factory.mktemp("catalog"), {CATALOG: "4.0.5"})
+
+
+def test_pg_sql_of_reverting_a_real_catalog_migration(pg: PgServer, pg_database: str, catalog_project: Path) -> None:
+    args = ["catalog", "--database", pg_database, "--project-dir", str(catalog_project)]
+    assert knexwrap("latest", *args, "--yes", env=pg_env(pg)).code == 0
+    before, databases = pg_snapshot(pg, pg_database), pg_databases(pg)
+    result = knexwrap("down", *args, "--sql", "--dry-run", "--json", env=pg_env(pg))
+    assert result.code == 0, result.err
+    [migration] = result.json()["sql"][0]["migrations"]
+    assert (migration["name"], migration["transaction"]) == (LAST_CATALOG, False)
+    sql = statements(result.json())
+    assert 'DROP INDEX CONCURRENTLY IF EXISTS "final_entities_generation_idx"' in sql
+    assert 'alter table "final_entities" drop column "generation"' in sql
+    assert 'drop table if exists "catalog_generation_counter"' in sql
+    drops = {(d["table"], d["column"]) for d in migration["drops"]}
+    assert drops == {("final_entities", "generation"), ("catalog_generation_counter", None)}
+    assert any("without a transaction" in n for n in migration["notes"])
+    live = knexwrap("down", *args, "--sql=live", "--dry-run", "--yes", env=pg_env(pg))
+    assert live.code == 18 and "runs without a transaction" in live.err
+    assert pg_snapshot(pg, pg_database) == before
+    assert pg_databases(pg) == databases
+
+
+def test_sqlite_sql_of_reverting_a_real_catalog_migration(tmp_path: Path, catalog_project: Path) -> None:
+    args = ["catalog", "--client", "better-sqlite3", "--sqlite-dir", str(tmp_path), "--project-dir", str(catalog_project)]
+    assert knexwrap("latest", *args, "--yes").code == 0
+    digest = hashlib.sha256((tmp_path / "catalog.sqlite").read_bytes()).hexdigest()
+    result = knexwrap("down", *args, "--sql", "--dry-run", "--json")
+    assert result.code == 0, result.err
+    sql = statements(result.json())
+    assert 'drop table if exists `catalog_generation_counter`' in sql
+    assert hashlib.sha256((tmp_path / "catalog.sqlite").read_bytes()).hexdigest() == digest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.sqlite"]
+
+
+def test_mariadb_sql_of_reverting_a_real_catalog_migration(mariadb: MariaServer, catalog_project: Path) -> None:
+    db = unique_name("kw_preview_catalog")
+    mysql_rows(mariadb, None, f"create database `{db}`")
+    env = {"KNEXWRAP_CLIENT": "mysql2"}
+    args = ["catalog", "--host", mariadb.host, "--port", str(mariadb.port), "--user", mariadb.user, "--database", db]
+    args += ["--project-dir", str(catalog_project)]
+    try:
+        latest = knexwrap("latest", *args, "--yes", env=env)
+        assert latest.code == 0, latest.err
+        before, databases = maria_snapshot(mariadb, db), maria_databases(mariadb)
+        result = knexwrap("down", *args, "--sql", "--dry-run", "--json", env=env)
+        assert result.code == 0, result.err
+        sql = statements(result.json())
+        assert "alter table `final_entities` drop `generation`" in sql
+        assert maria_snapshot(mariadb, db) == before
+        assert maria_databases(mariadb) == databases
+    finally:
+        mysql_rows(mariadb, None, f"drop database if exists `{db}`")
