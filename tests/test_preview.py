@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 from backstage import CATALOG, make_project
-from helpers import PROJECT, knexwrap, write_migration
-from knexwrap.upgrade.scratch import SCRATCH_PREFIX
+from helpers import knexwrap, write_migration
 from servers import MariaServer, PgServer, mysql_rows, psql_rows, unique_name
+
+from knexwrap.upgrade.scratch import SCRATCH_PREFIX
 
 APP = ["20211229105307_init.js", "20240113144027_assets-namespace.js"]
 DROP_NAMESPACE_PG = 'alter table "static_assets_cache" drop column "namespace"'
@@ -45,7 +46,9 @@ def pg_snapshot(pg: PgServer, db: str) -> dict[str, Any]:
     )
     tables = sorted({c[0] for c in cols})
     rows = {
-        t: psql_rows(pg, db, f"select count(*), md5(coalesce(string_agg(x::text, '|' order by x::text), '')) from \"{t}\" x")
+        t: psql_rows(
+            pg, db, f"select count(*), md5(coalesce(string_agg(x::text, '|' order by x::text), '')) from \"{t}\" x"
+        )
         for t in tables
     }
     indexes = psql_rows(pg, db, "select indexname from pg_indexes where schemaname = 'public' order by 1")
@@ -56,7 +59,8 @@ def maria_snapshot(m: MariaServer, db: str) -> dict[str, Any]:
     cols = mysql_rows(
         m,
         None,
-        f"select table_name, column_name, column_type from information_schema.columns where table_schema = '{db}' order by 1, 2",
+        "select table_name, column_name, column_type from information_schema.columns "
+        f"where table_schema = '{db}' order by 1, 2",
     )
     rows = {t: mysql_rows(m, db, f"select count(*) from `{t}`") for t in sorted({c[0] for c in cols})}
     return {"columns": cols, "rows": rows}
@@ -108,7 +112,7 @@ def test_pg_preview_then_question_declined_changes_nothing(pg: PgServer, pg_data
     before, databases = pg_snapshot(pg, pg_database), pg_databases(pg)
     result = knexwrap("rollback", "app", *app_pg, "--sql", env=pg_env(pg), input="n\n")
     assert result.code == 14
-    assert f"SQL to revert 2 migrations of app" in result.err
+    assert "SQL to revert 2 migrations of app" in result.err
     assert 'drop table "static_assets_cache"' in result.err
     assert "About to revert 2 migrations" in result.err
     assert pg_snapshot(pg, pg_database) == before
@@ -249,13 +253,21 @@ def test_pg_sql_of_reverting_a_real_catalog_migration(pg: PgServer, pg_database:
 
 
 def test_sqlite_sql_of_reverting_a_real_catalog_migration(tmp_path: Path, catalog_project: Path) -> None:
-    args = ["catalog", "--client", "better-sqlite3", "--sqlite-dir", str(tmp_path), "--project-dir", str(catalog_project)]
+    args = [
+        "catalog",
+        "--client",
+        "better-sqlite3",
+        "--sqlite-dir",
+        str(tmp_path),
+        "--project-dir",
+        str(catalog_project),
+    ]
     assert knexwrap("latest", *args, "--yes").code == 0
     digest = hashlib.sha256((tmp_path / "catalog.sqlite").read_bytes()).hexdigest()
     result = knexwrap("down", *args, "--sql", "--dry-run", "--json")
     assert result.code == 0, result.err
     sql = statements(result.json())
-    assert 'drop table if exists `catalog_generation_counter`' in sql
+    assert "drop table if exists `catalog_generation_counter`" in sql
     assert hashlib.sha256((tmp_path / "catalog.sqlite").read_bytes()).hexdigest() == digest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.sqlite"]
 

@@ -52,7 +52,8 @@ def preview_change(target: Target, plan: Plan, mode: str, *, as_json: bool, fmt:
     failed = result.failed
     if failed is not None:
         raise errors.MigrationFailed(
-            f"{failed.name} failed in the preview ({failed.error}): the change would fail the same way; nothing was changed"
+            f"{failed.name} failed in the preview ({failed.error}): the change would fail the same way; "
+            "nothing was changed"
         )
 
 

@@ -166,7 +166,9 @@ def _statements(raw: list[dict[str, Any]]) -> tuple[Statement, ...]:
     return tuple(found)
 
 
-def _migration(target: Target, method: str, e: dict[str, Any], counts: dict[tuple[str, str | None], Drop]) -> MigrationSQL:
+def _migration(
+    target: Target, method: str, e: dict[str, Any], counts: dict[tuple[str, str | None], Drop]
+) -> MigrationSQL:
     statements = _statements(e["statements"])
     drops = [counts.get((t, None), Drop(t, None, None, None)) for t in e["dropped"]["tables"]]
     drops += [counts.get((t, c), Drop(t, c, None, None)) for t, c in e["dropped"]["columns"]]
@@ -181,15 +183,23 @@ def _migration(target: Target, method: str, e: dict[str, Any], counts: dict[tupl
     if e["source"] is None:
         notes.append("its source could not be read")
     error = e["error"]["message"] if e["error"] else None
-    return MigrationSQL(e["name"], e["direction"], e["source"], e["transaction"], statements, tuple(drops), tuple(notes), error)
+    return MigrationSQL(
+        e["name"], e["direction"], e["source"], e["transaction"], statements, tuple(drops), tuple(notes), error
+    )
 
 
 def _notes(target: Target, method: str) -> tuple[str, ...]:
     notes = []
     if method == "schema-only copy":
-        notes.append("made on a schema-only copy of the database (dropped afterwards): data-dependent statements may differ")
+        notes.append(
+            "made on a schema-only copy of the database (dropped afterwards): data-dependent statements may differ"
+        )
     if target.connection.client == "mysql2":
-        notes.append("MySQL commits each DDL statement at once: a failure leaves the statements before it applied; never run live")
+        notes.append(
+            "MySQL commits each DDL statement at once: a failure leaves the ones before it applied; never run live"
+        )
     if method == "live, rolled back":
-        notes.append("run on the live database in one transaction that was rolled back; knex's own bookkeeping not shown")
+        notes.append(
+            "run on the live database in one transaction that was rolled back; knex's own bookkeeping not shown"
+        )
     return tuple(notes)

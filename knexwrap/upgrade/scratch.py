@@ -119,7 +119,9 @@ class _Server:
     def create(self, name: str) -> None:
         quoted = f'"{name}"' if self.pg else f"`{name}`"
         # template0: a clean database, whatever was added to template1 on this server.
-        done = self.sql(self.connection.database, f"CREATE DATABASE {quoted}" + (" TEMPLATE template0" if self.pg else ""))
+        done = self.sql(
+            self.connection.database, f"CREATE DATABASE {quoted}" + (" TEMPLATE template0" if self.pg else "")
+        )
         if done.exit_code == 0:
             return
         message = _first_line(done.stderr)
@@ -159,7 +161,9 @@ class _Server:
             argv += [f"--result-file={dest}", c.database, *(tables or [])]
             done = self._run(self._tool("", "mariadb-dump", "mysqldump"), argv)
         if done.exit_code != 0:
-            raise KnexwrapError(f"the schema-only dump of {c.target()} for the preview failed: {_first_line(done.stderr)}")
+            raise KnexwrapError(
+                f"the schema-only dump of {c.target()} for the preview failed: {_first_line(done.stderr)}"
+            )
 
     def _restore(self, name: str, file: Path) -> None:
         if self.pg:
@@ -172,10 +176,7 @@ class _Server:
 
     def drop(self, name: str) -> None:
         """Drop it even with the preview's connection still open (a node killed by Ctrl-C)."""
-        if self.pg:
-            statement = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-        else:
-            statement = f"DROP DATABASE IF EXISTS `{name}`"
+        statement = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' if self.pg else f"DROP DATABASE IF EXISTS `{name}`"
         done = self.sql(self.connection.database, statement)
         if done.exit_code != 0:
             raise KnexwrapError(
