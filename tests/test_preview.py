@@ -290,3 +290,34 @@ def test_mariadb_sql_of_reverting_a_real_catalog_migration(mariadb: MariaServer,
         assert maria_databases(mariadb) == databases
     finally:
         mysql_rows(mariadb, None, f"drop database if exists `{db}`")
+
+
+def test_pg_plan_sql_shows_every_revert_of_a_downgrade(pg: PgServer, pg_database: str, tmp_path: Path) -> None:
+    """catalog 1.24.0 upgraded to 4.0.5: `plan --sql` shows the SQL of the 17 reverts, newest first."""
+    old = make_project(tmp_path / "old", {CATALOG: "1.24.0"})
+    new = make_project(tmp_path / "new", {CATALOG: "4.0.5"})
+    args = ["--prefix", pg_database + "_"]
+    env = pg_env(pg)
+    psql_rows(pg, "postgres", f'alter database "{pg_database}" rename to "{pg_database}_catalog"')
+    try:
+        assert knexwrap("latest", "catalog", *args, "--yes", cwd=old, env=env).code == 0
+        assert knexwrap("latest", "catalog", *args, "--yes", cwd=new, env=env).code == 0
+        before, databases = pg_snapshot(pg, f"{pg_database}_catalog"), pg_databases(pg)
+        result = knexwrap("plan", "--to", str(old), *args, "--sql", "--json", cwd=new, env=env)
+        assert result.code == 0, result.err
+        document = result.json()
+        assert document["command"] == "plan"
+        [entry] = document["sql"]
+        [planned] = [s for s in document["sets"] if s["revert"]]
+        assert [m["name"] for m in entry["migrations"]] == planned["revert"]
+        assert len(planned["revert"]) == 17 and planned["revert"][0] == LAST_CATALOG
+        assert all(m["error"] is None for m in entry["migrations"])
+        assert pg_snapshot(pg, f"{pg_database}_catalog") == before
+        assert pg_databases(pg) == databases
+        text = knexwrap("downgrade", "--to", str(old), *args, "--sql", "--dry-run", cwd=new, env=env)
+        assert text.code == 0, text.err
+        assert "SQL to revert 17 migrations of catalog" in text.out
+        assert f"{LAST_CATALOG} (down)" in text.out
+        assert pg_snapshot(pg, f"{pg_database}_catalog") == before
+    finally:
+        psql_rows(pg, "postgres", f'alter database "{pg_database}_catalog" rename to "{pg_database}"')

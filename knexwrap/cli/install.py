@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from .. import errors
-from . import output
+from . import output, sqlview
 from .options import change_options, options_from, target_options
 
 
@@ -43,15 +43,20 @@ def plugins_command(as_json: bool, fmt: str, **kw: Any) -> None:
 
 @click.command("plan")
 @click.option("--to", "to", required=True, metavar="TARGET", help="Older install (folder) or snapshot file.")
+@sqlview.sql_option
 @target_options
 @output.output_options
-def plan_command(to: str, as_json: bool, fmt: str, **kw: Any) -> None:
+def plan_command(to: str, as_json: bool, fmt: str, sql: str | None, **kw: Any) -> None:
     """What going back to TARGET reverts, per database and migration set, newest first (read-only)."""
     from ..state import whole as install
     from ..upgrade import plan as downgrade
 
     options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
-    result = downgrade.plan(install.plan(options, project_dir), to=to, timeout=timeout)
+    p = install.plan(options, project_dir)
+    result = downgrade.plan(p, to=to, timeout=timeout)
+    if sql is not None:
+        sqlview.preview_downgrade(result, p, sql, timeout=timeout, as_json=as_json, fmt=fmt, out=True, yes=False)
+        return
     output.emit(result, as_json=as_json, fmt=fmt)
 
 
@@ -62,7 +67,8 @@ def plan_command(to: str, as_json: bool, fmt: str, **kw: Any) -> None:
 @target_options
 @output.output_options
 @change_options
-def downgrade_command(to: str, no_backup: bool, force: bool, **kw: Any) -> None:
+@sqlview.sql_option
+def downgrade_command(to: str, no_backup: bool, force: bool, sql: str | None, **kw: Any) -> None:
     """Revert what TARGET does not have, with backups, one migration at a time, newest first."""
     from ..state import whole as install
     from ..upgrade import downgrade as downgrade_run
@@ -73,6 +79,10 @@ def downgrade_command(to: str, no_backup: bool, force: bool, **kw: Any) -> None:
     options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
     p = install.plan(options, project_dir)
     plan = downgrade.plan(p, to=to, timeout=timeout)
+    if sql is not None and plan.changes:
+        sqlview.preview_downgrade(plan, p, sql, timeout=timeout, as_json=as_json, fmt=fmt, out=dry, yes=yes)
+        if dry:
+            return
     if dry or not plan.changes:
         output.emit(plan, as_json=as_json, fmt=fmt)
         return

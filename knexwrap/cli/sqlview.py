@@ -12,8 +12,10 @@ import click
 from .. import errors
 
 if TYPE_CHECKING:
+    from ..state import whole as install
     from ..state.plugin import Target
     from ..upgrade.changes import Plan
+    from ..upgrade.plan import DowngradePlan
     from ..upgrade.preview import Preview
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,7 +51,31 @@ def preview_change(target: Target, plan: Plan, mode: str, *, as_json: bool, fmt:
         emit([result], as_json=as_json)
     else:
         click.echo(render(result), err=True)
-    failed = result.failed
+    _stop_if_failed([result])
+
+
+def preview_downgrade(
+    plan: DowngradePlan, p: install.Plan, mode: str, *, timeout: float, as_json: bool, fmt: str, out: bool, yes: bool
+) -> None:
+    """plan --sql and downgrade --sql: the plan, then the SQL of its reverts; on stdout when OUT, else stderr."""
+    from ..upgrade import preview
+    from . import output, text
+
+    if mode == "live":
+        _agree_to_locks(yes)
+    previews = preview.preview_downgrade(plan, p, timeout=timeout, live=mode == "live")
+    if as_json and out:
+        click.echo(json.dumps({**output.to_json(plan), "sql": document(previews)["sql"]}, indent=2))
+    else:
+        # Without OUT the downgrade shows its plan itself, next to its question.
+        plans = [text.downgrade_plan(plan, fmt)] if out else []
+        shown = "\n\n".join([*plans, *(render(r) for r in previews)])
+        click.echo(shown, err=not out)
+    _stop_if_failed(previews)
+
+
+def _stop_if_failed(previews: Sequence[Preview]) -> None:
+    failed = next((r.failed for r in previews if r.failed is not None), None)
     if failed is not None:
         raise errors.MigrationFailed(
             f"{failed.name} failed in the preview ({failed.error}): the change would fail the same way; "

@@ -76,7 +76,8 @@ def _connections(p: install.Plan, plan: DowngradePlan) -> dict[str, conn.Connect
     return {s.plugin: p.databases[s.plugin] for s in plan.changes}
 
 
-def _target(p: install.Plan, one: SetPlan, node: Node) -> Target:
+def set_target(p: install.Plan, one: SetPlan, node: Node) -> Target:
+    """The Target knex reverts ONE with: the installed folder, or one built from the archive (--sql uses it too)."""
     directory = one.directory
     if one.files_from != "install":
         # The code was swapped back already: knex gets a folder built from the archive, inside the
@@ -140,7 +141,7 @@ def execute(
     if not force:
         _refuse_running_backends(node, connections, timeout)
     # Every folder knex will need is ready before the first backup or change: no half-done runs.
-    targets = {(one.database, one.table): _target(p, one, node) for one in plan.changes}
+    targets = {(one.database, one.table): set_target(p, one, node) for one in plan.changes}
     backups = tuple(str(backup.backup(c, p.project, timeout)) for c in connections.values()) if take_backups else ()
     result = replace(result, backups=backups)
     steps: list[Step] = []

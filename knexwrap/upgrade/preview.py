@@ -10,12 +10,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..state import read as st
 from ..state.plugin import Target, connection_config, read_state
 from .scratch import scratch_copy
+
+if TYPE_CHECKING:
+    from ..state import whole as install
+    from .plan import DowngradePlan
 
 # Bounds of a live preview: the locks its DDL takes are held at most this long.
 LOCK_TIMEOUT_MS = 2000
@@ -101,6 +105,24 @@ def preview(target: Target, command: str, action: str, names: tuple[str, ...], *
         raw = _node(target, copy, "copy", action, names)
     method = "copy of the file" if target.connection.is_sqlite else "schema-only copy"
     return _build(target, command, action, method, raw)
+
+
+def preview_downgrade(
+    plan: DowngradePlan, p: install.Plan, *, timeout: float, live: bool = False
+) -> tuple[Preview, ...]:
+    """The reverts of a downgrade plan, set by set in the order it runs them; each set on its own copy."""
+    from ..knex.node import Node
+    from .downgrade import set_target
+
+    password = next((c.password for c in p.databases.values() if c.password), None)
+    node = Node(p.project, timeout, password)
+    found = []
+    for one in plan.changes:
+        target = set_target(p, one, node)
+        found.append(preview(target, "downgrade", "revert", one.revert, live=live))
+        if found[-1].failed is not None:
+            break
+    return tuple(found)
 
 
 def _node(target: Target, where: Any, mode: str, action: str, names: tuple[str, ...]) -> dict[str, Any]:
