@@ -7,12 +7,17 @@ rows; the server's database list is compared too, so a scratch database left beh
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from backstage import CATALOG, make_project
-from helpers import knexwrap, write_migration
+from helpers import PROJECT, knexwrap, write_migration
 from servers import MariaServer, PgServer, mysql_rows, psql_rows, unique_name
 
 from knexwrap.upgrade.scratch import SCRATCH_PREFIX
@@ -321,3 +326,39 @@ def test_pg_plan_sql_shows_every_revert_of_a_downgrade(pg: PgServer, pg_database
         assert pg_snapshot(pg, f"{pg_database}_catalog") == before
     finally:
         psql_rows(pg, "postgres", f'alter database "{pg_database}_catalog" rename to "{pg_database}"')
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_pg_interrupt_drops_the_scratch_database(
+    pg: PgServer, pg_database: str, tmp_path: Path, signum: signal.Signals
+) -> None:
+    """Ctrl-C (or a SIGTERM) while the plan runs on the copy: the scratch database is dropped on the way out."""
+    folder = tmp_path / "migrations"
+    write_migration(folder, "20240101000000_a.js", "await knex.schema.createTable('a', t => t.increments())", "")
+    write_migration(folder, "20240102000000_slow.js", "", "await knex.raw('select pg_sleep(60)')")
+    args = [str(folder), "--database", pg_database]
+    assert knexwrap("latest", *args, "--yes", env=pg_env(pg)).code == 0
+    before, databases = pg_snapshot(pg, pg_database), pg_databases(pg)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTGRES_")}
+    env.update({k: v for k, v in pg_env(pg).items() if v is not None})
+    command = [sys.executable, "-m", "knexwrap", "down", *args, "--sql", "--dry-run"]
+    running = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _sleeping_on_a_copy(pg) and time.monotonic() < deadline and running.poll() is None:
+            time.sleep(0.2)
+        assert _sleeping_on_a_copy(pg), running.communicate(timeout=5)
+        running.send_signal(signum)
+        _, err = running.communicate(timeout=60)
+    finally:
+        running.kill()
+    # click turns the interrupt into its Abort, which knexwrap reports as "cancelled" (14); 130 if it reaches main.
+    assert running.returncode in (14, 130), err
+    assert err.endswith(("knexwrap: error: cancelled: nothing was changed\n", "knexwrap: error: interrupted\n"))
+    assert pg_databases(pg) == databases
+    assert pg_snapshot(pg, pg_database) == before
+
+
+def _sleeping_on_a_copy(pg: PgServer) -> bool:
+    sql = f"select 1 from pg_stat_activity where datname like '{SCRATCH_PREFIX}%' and query like '%pg_sleep%'"
+    return bool(psql_rows(pg, "postgres", sql))
