@@ -147,6 +147,7 @@ def test_pg_failing_down_drops_the_scratch_database(pg: PgServer, pg_database: s
         folder,
         "20240102000000_b.js",
         "await knex.schema.table('a', t => t.string('b'))",
+        "for (const r of await knex('a').select('id')) { await knex('a').where(r).update({ b: 'x' }); } "
         "await knex.schema.table('a', t => t.dropColumn('b')); throw new Error('down refuses')",
     )
     args = [str(folder), "--database", pg_database]
@@ -154,7 +155,8 @@ def test_pg_failing_down_drops_the_scratch_database(pg: PgServer, pg_database: s
     before, databases = pg_snapshot(pg, pg_database), pg_databases(pg)
     result = knexwrap("down", *args, "--sql", "--dry-run", env=pg_env(pg))
     assert result.code == 12
-    assert '  2. alter table "a" drop column "b"\n' in result.out
+    assert '  2. select "id" from "a"\n    3. alter table "a" drop column "b"\n' in result.out
+    assert "  note: reads data: the copy holds no rows, so statements that depend on" in result.out
     assert "  FAILS: down refuses" in result.out
     assert "20240102000000_b.js failed in the preview (down refuses)" in result.err
     assert pg_snapshot(pg, pg_database) == before
@@ -236,27 +238,6 @@ def catalog_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_project(tmp_path_factory.mktemp("catalog"), {CATALOG: "4.0.5"})
 
 
-def test_pg_sql_of_reverting_a_real_catalog_migration(pg: PgServer, pg_database: str, catalog_project: Path) -> None:
-    args = ["catalog", "--database", pg_database, "--project-dir", str(catalog_project)]
-    assert knexwrap("latest", *args, "--yes", env=pg_env(pg)).code == 0
-    before, databases = pg_snapshot(pg, pg_database), pg_databases(pg)
-    result = knexwrap("down", *args, "--sql", "--dry-run", "--json", env=pg_env(pg))
-    assert result.code == 0, result.err
-    [migration] = result.json()["sql"][0]["migrations"]
-    assert (migration["name"], migration["transaction"]) == (LAST_CATALOG, False)
-    sql = statements(result.json())
-    assert 'DROP INDEX CONCURRENTLY IF EXISTS "final_entities_generation_idx"' in sql
-    assert 'alter table "final_entities" drop column "generation"' in sql
-    assert 'drop table if exists "catalog_generation_counter"' in sql
-    drops = {(d["table"], d["column"]) for d in migration["drops"]}
-    assert drops == {("final_entities", "generation"), ("catalog_generation_counter", None)}
-    assert any("without a transaction" in n for n in migration["notes"])
-    live = knexwrap("down", *args, "--sql=live", "--dry-run", "--yes", env=pg_env(pg))
-    assert live.code == 18 and "runs without a transaction" in live.err
-    assert pg_snapshot(pg, pg_database) == before
-    assert pg_databases(pg) == databases
-
-
 def test_sqlite_sql_of_reverting_a_real_catalog_migration(tmp_path: Path, catalog_project: Path) -> None:
     args = [
         "catalog",
@@ -298,7 +279,8 @@ def test_mariadb_sql_of_reverting_a_real_catalog_migration(mariadb: MariaServer,
 
 
 def test_pg_plan_sql_shows_every_revert_of_a_downgrade(pg: PgServer, pg_database: str, tmp_path: Path) -> None:
-    """catalog 1.24.0 upgraded to 4.0.5: `plan --sql` shows the SQL of the 17 reverts, newest first."""
+    """catalog 1.24.0 upgraded to 4.0.5: `plan --sql` shows the SQL of the 17 reverts, newest first; `down --sql`
+    the SQL of reverting the newest real catalog migration."""
     old = make_project(tmp_path / "old", {CATALOG: "1.24.0"})
     new = make_project(tmp_path / "new", {CATALOG: "4.0.5"})
     args = ["--prefix", pg_database + "_"]
@@ -319,6 +301,20 @@ def test_pg_plan_sql_shows_every_revert_of_a_downgrade(pg: PgServer, pg_database
         assert all(m["error"] is None for m in entry["migrations"])
         assert pg_snapshot(pg, f"{pg_database}_catalog") == before
         assert pg_databases(pg) == databases
+        # The newest real catalog migration on its own: no transaction, DROP INDEX CONCURRENTLY, a column and a table.
+        result = knexwrap("down", "catalog", *args, "--sql", "--dry-run", "--json", cwd=new, env=env)
+        assert result.code == 0, result.err
+        [migration] = result.json()["sql"][0]["migrations"]
+        assert (migration["name"], migration["transaction"]) == (LAST_CATALOG, False)
+        sql = statements(result.json())
+        assert 'DROP INDEX CONCURRENTLY IF EXISTS "final_entities_generation_idx"' in sql
+        assert 'alter table "final_entities" drop column "generation"' in sql
+        assert 'drop table if exists "catalog_generation_counter"' in sql
+        drops = {(d["table"], d["column"]) for d in migration["drops"]}
+        assert drops == {("final_entities", "generation"), ("catalog_generation_counter", None)}
+        assert any("without a transaction" in n for n in migration["notes"])
+        live = knexwrap("down", "catalog", *args, "--sql=live", "--dry-run", "--yes", cwd=new, env=env)
+        assert live.code == 18 and "runs without a transaction" in live.err
         text = knexwrap("downgrade", "--to", str(old), *args, "--sql", "--dry-run", cwd=new, env=env)
         assert text.code == 0, text.err
         assert "SQL to revert 17 migrations of catalog" in text.out
