@@ -33,6 +33,7 @@ SCAFFOLDER: Final = "@backstage/plugin-scaffolder-backend"
 DEFAULTS: Final = "@backstage/backend-defaults"
 INCREMENTAL: Final = "@backstage/plugin-catalog-backend-module-incremental-ingestion"
 TASKS: Final = "@backstage/backend-tasks"
+APP: Final = "@backstage/plugin-app-backend"
 
 # Every package and version the tests use, checked against the tarballs:
 # - catalog 1.24.0: 30 migrations, the first requires('uuid'); 4.0.5: 47 (17 more).
@@ -41,6 +42,7 @@ TASKS: Final = "@backstage/backend-tasks"
 # - backend-defaults 0.9.0: scheduler 2 + auth 1; 0.10.0 adds scheduler/20250411000000_last_run.js.
 # - incremental ingestion 0.8.0: 2 migrations, table incremental_ingestion__knex_migrations.
 # - backend-tasks 0.6.1: the scheduler's 2 migrations, byte-identical to backend-defaults 0.9.0's.
+# - app-backend 0.5.20: 2 migrations; 20240113144027_assets-namespace.js's down deletes rows, drops a column.
 PINNED: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {
         CATALOG: ("1.24.0", "4.0.5"),
@@ -49,6 +51,7 @@ PINNED: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         DEFAULTS: ("0.9.0", "0.10.0"),
         INCREMENTAL: ("0.8.0",),
         TASKS: ("0.6.1",),
+        APP: ("0.5.20",),
     }
 )
 

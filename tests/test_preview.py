@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backstage import APP as APP_BACKEND
 from backstage import CATALOG, make_project
 from helpers import PROJECT, knexwrap, write_migration
 from servers import MariaServer, PgServer, mysql_rows, psql_rows, unique_name
@@ -86,29 +88,55 @@ def app_pg(pg: PgServer, pg_database: str) -> list[str]:
     return args
 
 
-def test_pg_sql_of_reverting_assets_namespace(pg: PgServer, pg_database: str, app_pg: list[str]) -> None:
+@pytest.fixture(scope="module")
+def app_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real @backstage/plugin-app-backend: its assets-namespace down deletes rows, then drops a column."""
+    return make_project(tmp_path_factory.mktemp("app"), {APP_BACKEND: "0.5.20"})
+
+
+REAL_DELETE = {"sql": 'delete from "static_assets_cache" where not "namespace" = $1', "bindings": ["default"]}
+REAL_DOWN_PG = [
+    REAL_DELETE["sql"],
+    'alter table "static_assets_cache" drop constraint "static_assets_cache_pkey"',
+    'alter table "static_assets_cache" drop column "namespace"',
+    'alter table "static_assets_cache" add constraint "static_assets_cache_pkey" primary key ("path")',
+]
+
+
+def test_pg_sql_of_reverting_real_assets_namespace(pg: PgServer, pg_database: str, app_project: Path) -> None:
+    args, env = ["app", "--database", pg_database], pg_env(pg)
+    assert knexwrap("latest", *args, "--yes", cwd=app_project, env=env).code == 0
+    rows = "('a', 'x', 'default'), ('b', 'y', 'other'), ('c', 'z', 'other')"
+    psql_rows(pg, pg_database, f"insert into static_assets_cache (path, content, namespace) values {rows}")
     before, databases = pg_snapshot(pg, pg_database), pg_databases(pg)
-    result = knexwrap("down", "app", APP[1], *app_pg, "--sql", "--dry-run", "--json", env=pg_env(pg))
+    result = knexwrap("down", *args, APP[1], "--sql", "--dry-run", "--json", cwd=app_project, env=env)
     assert result.code == 0, result.err
     document = result.json()
     [entry] = document["sql"]
     assert (document["command"], entry["action"], entry["method"]) == ("down", "revert", "schema-only copy")
+    assert entry["package"] == APP_BACKEND
     [migration] = entry["migrations"]
     assert (migration["name"], migration["direction"], migration["error"]) == (APP[1], "down", None)
-    assert "table.dropColumn('namespace');" in migration["source"]
-    assert statements(document) == [DROP_NAMESPACE_PG]
+    assert ".whereNot('namespace', 'default');" in migration["source"]
+    assert statements(document) == REAL_DOWN_PG
+    assert {"sql": REAL_DELETE["sql"], "bindings": ["default"], "kind": "migration"} in migration["statements"]
     assert 'delete from "knex_migrations" where "name" = $1' in statements(document, "bookkeeping")
     assert migration["drops"] == [
-        {"table": "static_assets_cache", "column": "namespace", "live_rows": 2, "live_values": 2}
+        {"table": "static_assets_cache", "column": "namespace", "live_rows": 3, "live_values": 3}
     ]
     assert pg_snapshot(pg, pg_database) == before
     assert pg_databases(pg) == databases
 
-    text = knexwrap("down", "app", APP[1], *app_pg, "--sql", "--dry-run", env=pg_env(pg))
+    text = knexwrap("down", *args, "--sql", "--dry-run", cwd=app_project, env=env)
     assert text.code == 0
     assert f"{APP[1]} (down)\n  source:\n    async function down(knex) {{" in text.out
-    assert f"    1. BEGIN;\n    2. {DROP_NAMESPACE_PG}\n    3. COMMIT;\n" in text.out
-    assert "  drops column static_assets_cache.namespace: the live table has 2 rows, 2 of them with a value" in text.out
+    assert (
+        "    1. BEGIN;\n"
+        f'    2. {REAL_DELETE["sql"]}  -- bindings: ["default"]\n'
+        f"    3. {REAL_DOWN_PG[1]}\n    4. {REAL_DOWN_PG[2]}\n    5. {REAL_DOWN_PG[3]}\n"
+        "    6. COMMIT;\n"
+        "  drops column static_assets_cache.namespace: the live table has 3 rows, 3 of them with a value\n"
+    ) in text.out
     assert pg_snapshot(pg, pg_database) == before
     assert pg_databases(pg) == databases
 
@@ -192,41 +220,49 @@ def test_pg_role_without_createdb_is_offered_live(pg: PgServer, pg_database: str
         psql_rows(pg, "postgres", f'drop role "{role}"')
 
 
-def test_sqlite_sql_of_reverting_assets_namespace(tmp_path: Path) -> None:
-    args = ["--client", "better-sqlite3", "--sqlite-dir", str(tmp_path)]
-    assert knexwrap("latest", "app", *args, "--yes").code == 0
+def test_sqlite_sql_of_reverting_real_assets_namespace(tmp_path: Path, app_project: Path) -> None:
+    args = ["app", "--client", "better-sqlite3", "--sqlite-dir", str(tmp_path)]
+    assert knexwrap("latest", *args, "--yes", cwd=app_project).code == 0
     database = tmp_path / "app.sqlite"
+    with sqlite3.connect(database) as db:
+        db.execute("insert into static_assets_cache (path, content, namespace) values ('a', 'x', 'other')")
     digest = hashlib.sha256(database.read_bytes()).hexdigest()
-    result = knexwrap("down", "app", *args, "--sql", "--dry-run", "--json")
+    result = knexwrap("down", *args, "--sql", "--dry-run", "--json", cwd=app_project)
     assert result.code == 0, result.err
     [entry] = result.json()["sql"]
     assert entry["method"] == "copy of the file"
     sql = statements(result.json())
+    assert sql[0] == "delete from `static_assets_cache` where not `namespace` = ?"
     assert 'DROP TABLE "static_assets_cache"' in sql
     assert any(s.startswith("CREATE TABLE `_knex_temp_alter") for s in sql)
     assert entry["migrations"][0]["drops"] == [
-        {"table": "static_assets_cache", "column": "namespace", "live_rows": 0, "live_values": 0}
+        {"table": "static_assets_cache", "column": "namespace", "live_rows": 1, "live_values": 1}
     ]
     assert hashlib.sha256(database.read_bytes()).hexdigest() == digest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.sqlite"]
 
 
-def test_mariadb_sql_of_reverting_assets_namespace(mariadb: MariaServer) -> None:
+def test_mariadb_sql_of_reverting_real_assets_namespace(mariadb: MariaServer, app_project: Path) -> None:
     db = unique_name("kw_preview")
     mysql_rows(mariadb, None, f"create database `{db}`")
     env = {"KNEXWRAP_CLIENT": "mysql2"}
-    args = ["--host", mariadb.host, "--port", str(mariadb.port), "--user", mariadb.user, "--database", db]
+    args = ["app", "--host", mariadb.host, "--port", str(mariadb.port), "--user", mariadb.user, "--database", db]
     try:
-        assert knexwrap("latest", "app", *args, "--yes", env=env).code == 0
-        mysql_rows(mariadb, db, "insert into static_assets_cache (path, content) values ('a', 'x')")
+        assert knexwrap("latest", *args, "--yes", cwd=app_project, env=env).code == 0
+        mysql_rows(mariadb, db, "insert into static_assets_cache (path, content, namespace) values ('a', 'x', 'o')")
         before, databases = maria_snapshot(mariadb, db), maria_databases(mariadb)
-        result = knexwrap("down", "app", *args, "--sql", "--dry-run", "--json", env=env)
+        result = knexwrap("down", *args, "--sql", "--dry-run", "--json", cwd=app_project, env=env)
         assert result.code == 0, result.err
         [entry] = result.json()["sql"]
-        assert statements(result.json()) == ["alter table `static_assets_cache` drop `namespace`"]
+        assert statements(result.json()) == [
+            "delete from `static_assets_cache` where not `namespace` = ?",
+            "drop index static_assets_cache_path_idx on static_assets_cache;",
+            "alter table `static_assets_cache` drop `namespace`",
+            "create unique index static_assets_cache_path_idx on static_assets_cache(path(254));",
+        ]
         assert entry["migrations"][0]["drops"][0]["live_rows"] == 1
         assert any("MySQL commits each DDL statement at once" in n for n in entry["notes"])
-        assert knexwrap("down", "app", *args, "--sql=live", "--dry-run", "--yes", env=env).code == 18
+        assert knexwrap("down", *args, "--sql=live", "--dry-run", "--yes", cwd=app_project, env=env).code == 18
         assert maria_snapshot(mariadb, db) == before
         assert maria_databases(mariadb) == databases
     finally:
