@@ -394,3 +394,12 @@ def test_pg_interrupt_drops_the_scratch_database(
 def _sleeping_on_a_copy(pg: PgServer) -> bool:
     sql = f"select 1 from pg_stat_activity where datname like '{SCRATCH_PREFIX}%' and query like '%pg_sleep%'"
     return bool(psql_rows(pg, "postgres", sql))
+
+
+def test_sqlite_preview_of_a_database_not_created_yet_creates_nothing(tmp_path: Path) -> None:
+    result = knexwrap(
+        "latest", "app", "--client", "better-sqlite3", "--sqlite-dir", str(tmp_path), "--sql", "--dry-run"
+    )
+    assert result.code == 0, result.err
+    assert "2. create table `static_assets_cache`" in result.out
+    assert list(tmp_path.iterdir()) == []

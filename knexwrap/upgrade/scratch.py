@@ -69,6 +69,8 @@ def _signals_interrupt() -> Iterator[None]:
 
 def _sqlite_copy(connection: conn.Connection, folder: Path) -> conn.Connection:
     copy = folder / Path(connection.database).name
+    if not Path(connection.database).is_file():
+        return replace(connection, database=str(copy))  # knex would create it: so it does, in the temp folder
     try:
         # The backup API reads a consistent state even while a backend holds the file open.
         with sqlite3.connect(f"file:{connection.database}?mode=ro", uri=True) as source, sqlite3.connect(copy) as dest:
