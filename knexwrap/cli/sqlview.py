@@ -97,6 +97,7 @@ def _agree_to_locks(yes: bool) -> None:
 
 
 def emit(previews: Sequence[Preview], *, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    """The previews on stdout: one JSON document (see document()), or their texts."""
     if as_json:
         click.echo(json.dumps(document(previews, extra), indent=2))
     else:
@@ -114,6 +115,8 @@ def document(previews: Sequence[Preview], extra: dict[str, Any] | None = None) -
 
 
 def render(p: Preview) -> str:
+    """The text of one preview: per migration its source, its statements without knex's bookkeeping
+    (numbered, bindings beside), what it drops with the live row counts, its notes and failure."""
     from .text import VERBS, count, where
 
     verb = VERBS[p.action][0]

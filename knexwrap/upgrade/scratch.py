@@ -33,7 +33,8 @@ def scratch_copy(connection: conn.Connection, tables: tuple[str, ...], timeout: 
 
     TABLES are the migrations tables (and their locks) whose rows are copied; names that do not exist
     in the live database must be left out. Raises PreviewUnavailable when the role may not create a
-    database, KnexwrapError when a dump or restore fails (the scratch database is dropped first).
+    database or the copy cannot be made (the scratch database is dropped first), ToolMissing without
+    pg_dump/psql (mariadb-dump/mariadb), KnexwrapError when the scratch database cannot be dropped.
     """
     with tempfile.TemporaryDirectory(prefix="knexwrap-preview-") as folder, _signals_interrupt():
         if connection.is_sqlite:
@@ -76,7 +77,7 @@ def _sqlite_copy(connection: conn.Connection, folder: Path) -> conn.Connection:
         with sqlite3.connect(f"file:{connection.database}?mode=ro", uri=True) as source, sqlite3.connect(copy) as dest:
             source.backup(dest)
     except sqlite3.Error as failed:
-        raise KnexwrapError(f"could not copy {connection.database} for the preview: {failed}") from failed
+        raise PreviewUnavailable(f"could not copy {connection.database} for the preview: {failed}") from failed
     return replace(connection, database=str(copy))
 
 
@@ -137,7 +138,7 @@ class _Server:
                 f"{self.connection.user} may not create the scratch database knexwrap previews the SQL on "
                 f"({message}){offer}"
             )
-        raise KnexwrapError(f"could not create the scratch database {name}: {message}")
+        raise PreviewUnavailable(f"could not create the scratch database {name}: {message}")
 
     def copy(self, name: str, tables: tuple[str, ...]) -> None:
         schema, rows = self.folder / "schema.sql", self.folder / "rows.sql"
@@ -163,7 +164,7 @@ class _Server:
             argv += [f"--result-file={dest}", c.database, *(tables or [])]
             done = self._run(self._tool("", "mariadb-dump", "mysqldump"), argv)
         if done.exit_code != 0:
-            raise KnexwrapError(
+            raise PreviewUnavailable(
                 f"the schema-only dump of {c.target()} for the preview failed: {_first_line(done.stderr)}"
             )
 
@@ -174,7 +175,7 @@ class _Server:
         else:
             done = self.sql(name, f"source {file}")
         if done.exit_code != 0:
-            raise KnexwrapError(f"could not fill the scratch database {name}: {_first_line(done.stderr)}")
+            raise PreviewUnavailable(f"could not fill the scratch database {name}: {_first_line(done.stderr)}")
 
     def drop(self, name: str) -> None:
         """Drop it even with the preview's connection still open (a node killed by Ctrl-C)."""
