@@ -4,9 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KNEXWRAP := $(VENV)/bin/knexwrap
 PROJECT := fixtures/project
+JUDGES := fixtures/judges
 DEMO_DIR := .demo
 
-.PHONY: help install node demo test lint bench clean pre-upgrade post-upgrade downgrade
+.PHONY: help install node judges demo test lint bench clean pre-upgrade post-upgrade downgrade
 
 help:
 	@echo "make demo    run knexwrap on the fixture project with SQLite (no server needed)"
@@ -19,6 +20,8 @@ help:
 
 install: $(VENV)/.installed
 node: $(PROJECT)/node_modules/.installed
+# Backstage's config-loader and pg-connection-string, pinned: only the differential tests run them.
+judges: $(JUDGES)/node_modules/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +33,10 @@ $(VENV)/.installed: pyproject.toml
 
 $(PROJECT)/node_modules/.installed: $(PROJECT)/package.json $(PROJECT)/package-lock.json
 	cd $(PROJECT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(JUDGES)/node_modules/.installed: $(JUDGES)/package.json $(JUDGES)/package-lock.json
+	cd $(JUDGES) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo: install node
@@ -44,7 +51,7 @@ lint: install
 	$(VENV)/bin/ruff format --check knexwrap tests bench
 	$(VENV)/bin/mypy
 
-test: install node lint
+test: install node judges lint
 	$(PY) -m pytest
 
 bench: install node
@@ -69,4 +76,4 @@ downgrade: install
 	cd $(BACKSTAGE) && $(KNEXWRAP_BIN) downgrade --to $(TO) $(KNEXWRAP_ARGS) $(DOWNGRADE_ARGS)
 
 clean:
-	rm -rf $(VENV) $(PROJECT)/node_modules $(DEMO_DIR)
+	rm -rf $(VENV) $(PROJECT)/node_modules $(JUDGES)/node_modules $(DEMO_DIR)
