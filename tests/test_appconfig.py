@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from knexwrap.config.appconfig import LoadedConfig, PluginDatabase, find_config_files, load, plugin_database
+from knexwrap.config.appconfig import (
+    BackendSettings,
+    LoadedConfig,
+    PluginDatabase,
+    find_config_files,
+    load,
+    plugin_database,
+)
 from knexwrap.errors import ConfigError
 
 # packages/create-app/templates/default-app/app-config.production.yaml
@@ -292,6 +299,7 @@ def test_plugin_switching_to_another_client_does_not_inherit(project: Path) -> N
         filename=str(project / "sqlite-data" / "auth.sqlite"),
         extra={},
         source="app-config.yaml: backend.database.plugin.auth",
+        sqlite_path="sqlite-data/auth.sqlite",
     )
 
 
@@ -311,6 +319,7 @@ def test_better_sqlite3_with_a_directory(project: Path) -> None:
         filename=str(project / "sqlite-data" / "catalog.sqlite"),
         extra={},
         source="app-config.yaml: backend.database",
+        sqlite_path="sqlite-data/catalog.sqlite",
     )
 
 
@@ -536,13 +545,35 @@ def test_load_returns_the_merged_config(project: Path) -> None:
 # ------------------------------------------------------------------------------------------- errors
 
 
-def test_error_missing_variable_for_a_needed_value(project: Path) -> None:
+def test_unset_password_is_dropped_as_backstage_drops_it(project: Path) -> None:
+    # A trust-auth server needs no password: Backstage leaves the key out and connects.
     env = {k: v for k, v in PG_ENV.items() if k != "POSTGRES_PASSWORD"}
     config = load([write(project, "app-config.production.yaml", PRODUCTION)], env)
-    with pytest.raises(ConfigError) as caught:
-        plugin_database(config, "catalog", base=project)
-    assert caught.value.message == (
-        "app-config.production.yaml: backend.database.connection.password: ${POSTGRES_PASSWORD} is not set"
+    database = plugin_database(config, "catalog", base=project)
+    assert database == pg(password=None, source="app-config.production.yaml: backend.database")
+
+
+def test_unset_host_and_port_take_the_driver_defaults_and_say_so(project: Path) -> None:
+    env = {"POSTGRES_USER": "backstage"}
+    database = database_for(project, PRODUCTION, env=env)
+    assert database == pg(
+        host="localhost",
+        port=5432,
+        password=None,
+        defaults=(
+            "backend.database.connection.host: ${POSTGRES_HOST} is not set in app-config.yaml; "
+            "using the default localhost",
+            "backend.database.connection.port: ${POSTGRES_PORT} is not set in app-config.yaml; using the default 5432",
+        ),
+    )
+    no_user = database_for(project, PRODUCTION, env={k: v for k, v in PG_ENV.items() if k != "POSTGRES_USER"})
+    assert no_user is not None
+    assert (no_user.user, no_user.defaults) == (
+        None,
+        (
+            "backend.database.connection.user: ${POSTGRES_USER} is not set in app-config.yaml; "
+            "the driver connects as the operating system user ($USER)",
+        ),
     )
 
 
@@ -551,12 +582,9 @@ def test_error_missing_variable_for_the_whole_connection(project: Path) -> None:
     assert config_error(project, text) == "app-config.yaml: backend.database.connection: ${DATABASE_URL} is not set"
 
 
-def test_error_missing_env_include(project: Path) -> None:
+def test_unset_env_include_is_dropped(project: Path) -> None:
     text = PRODUCTION.replace("${POSTGRES_PASSWORD}", "\n        $env: DB_SECRET")
-    assert (
-        config_error(project, text, env=PG_ENV)
-        == "app-config.yaml: backend.database.connection.password: $env DB_SECRET is not set"
-    )
+    assert database_for(project, text, env=PG_ENV) == pg(password=None)
 
 
 def test_error_yaml_syntax(project: Path) -> None:
@@ -683,12 +711,100 @@ def test_error_mysql_connection_string_with_another_protocol(project: Path) -> N
     )
 
 
-def test_error_cloud_connection_type(project: Path) -> None:
-    text = PRODUCTION.replace("      host:", "      type: azure\n      host:")
+@pytest.mark.parametrize(
+    ("kind", "provider"),
+    [("cloudsql", "Google Cloud SQL IAM login"), ("azure", "Azure Entra ID token"), ("rds", "AWS RDS IAM token")],
+)
+def test_error_cloud_connection_type(project: Path, kind: str, provider: str) -> None:
+    text = PRODUCTION.replace("      host:", f"      type: {kind}\n      host:")
     assert config_error(project, text, env=PG_ENV) == (
-        "app-config.yaml: backend.database.connection.type: connection type 'azure' gets its password from a "
-        "cloud provider at run time; knexwrap cannot"
+        f"app-config.yaml: backend.database.connection.type: connection type '{kind}' ({provider}) gets a "
+        "short-lived password from the cloud provider when the backend connects, which knexwrap does not do: "
+        "pass --config with an app-config file whose connection names a database user and password instead"
     )
+
+
+KNEX_CONFIG = (
+    PRODUCTION
+    + """    knexConfig:
+      searchPath: [tenant, public]
+      pool: {max: 5}
+      client: mysql2
+      connection: {host: elsewhere}
+    skipMigrations: yes
+    ensureExists: false
+    role: base_role
+    plugin:
+      catalog:
+        role: catalog_role
+        skipMigrations: 0
+        ensureExists: true
+        knexConfig:
+          searchPath: [catalog_schema]
+          migrations: {disableMigrationsListValidation: true}
+"""
+)
+
+
+def test_knex_config_is_deep_merged_base_then_plugin_like_backstage(project: Path) -> None:
+    catalog = database_for(project, KNEX_CONFIG, env=PG_ENV)
+    app = database_for(project, KNEX_CONFIG, "app", env=PG_ENV)
+    assert catalog is not None and app is not None
+    # lodash.merge: lists by index; client and connection are Backstage's own and never come from knexConfig.
+    assert catalog.settings == BackendSettings(
+        knex_config={
+            "searchPath": ["catalog_schema", "public"],
+            "pool": {"max": 5},
+            "migrations": {"disableMigrationsListValidation": True},
+        },
+        role="catalog_role",
+        skip_migrations=False,
+        ensure_exists=True,
+    )
+    assert catalog.schema == "catalog_schema"
+    assert app.settings == BackendSettings(
+        knex_config={"searchPath": ["tenant", "public"], "pool": {"max": 5}},
+        role="base_role",
+        skip_migrations=True,
+        ensure_exists=False,
+    )
+    assert (app.schema, app.database) == ("tenant", "backstage_plugin_app")
+
+
+def test_schema_mode_puts_the_plugin_schema_over_the_first_search_path_entry(project: Path) -> None:
+    text = KNEX_CONFIG.replace("    client: pg\n", "    client: pg\n    pluginDivisionMode: schema\n")
+    app = database_for(project, text, "app", env=PG_ENV)
+    assert app is not None
+    assert (app.schema, app.settings.knex_config["searchPath"]) == ("app", ["app", "public"])
+
+
+def test_role_is_ignored_by_sqlite_like_the_backend(project: Path) -> None:
+    text = "backend:\n  database:\n    client: better-sqlite3\n    role: owner\n    connection: {directory: db}\n"
+    database = database_for(project, text)
+    assert database is not None and database.settings.role is None
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            "    knexConfig: [1]\n",
+            "app-config.yaml: backend.database.knexConfig: must be a mapping, not a list",
+        ),
+        (
+            "    skipMigrations: sometimes\n",
+            "app-config.yaml: backend.database.skipMigrations: must be a boolean, not a string",
+        ),
+        (
+            "    knexConfig: {migrations: {tableName: other}}\n",
+            "app-config.yaml: backend.database.knexConfig.migrations.tableName: moves the migrations table of every "
+            "plugin that names none, which knexwrap does not follow yet: remove it, or run knex for this plugin by "
+            "hand",
+        ),
+    ],
+)
+def test_error_backend_settings(project: Path, text: str, error: str) -> None:
+    assert config_error(project, PRODUCTION + text, env=PG_ENV) == error
 
 
 def test_error_invalid_app_config_variable(project: Path) -> None:

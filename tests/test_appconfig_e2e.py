@@ -316,6 +316,12 @@ backend:
                 "user": pg.user,
                 "password": "set",
                 "migrations_tables": ["knex_migrations"],
+                "role": None,
+                "skip_migrations": False,
+                "ensure_exists": True,
+                "knex_config": {},
+                "shares_database_with": [],
+                "notes": [],
             }
         ],
     }
@@ -516,9 +522,9 @@ def test_better_sqlite3_with_connection_directory(tmp_path: Path) -> None:
             id="sqlite-memory",
         ),
         pytest.param(
-            "backend:\n  database:\n    client: pg\n    connection:\n      host: ${KNEXWRAP_UNSET_VAR}\n"
-            "      user: postgres\n",
-            "app-config.yaml: backend.database.connection.host: ${KNEXWRAP_UNSET_VAR} is not set",
+            # A connection a missing variable leaves out whole cannot be filled by any default.
+            "backend:\n  database:\n    client: pg\n    connection: ${KNEXWRAP_UNSET_VAR}\n",
+            "app-config.yaml: backend.database.connection: ${KNEXWRAP_UNSET_VAR} is not set",
             id="unset-variable",
         ),
     ],

@@ -86,6 +86,7 @@ def test_status_text_and_json_after_two_ups(sqlite_dir: Path) -> None:
         "database": str(db),
         "migrations_table": "knex_migrations",
         "migrations_directory": str(PLUGINS / "catalog" / "migrations"),
+        "skip_migrations": False,
         "state": "behind",
         "table_exists": True,
         "current_version": "20240201000000",

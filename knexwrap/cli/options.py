@@ -50,6 +50,14 @@ _TARGET_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     ),
     (("--env-file",), {"metavar": "PATH", "help": "Read variables from this file instead of PROJECT/.env."}),
     (
+        ("--backend-cwd",),
+        {
+            "metavar": "DIR",
+            "help": "Folder the backend runs in, for a relative SQLite connection.directory "
+            "[where the plugin's file is].",
+        },
+    ),
+    (
         ("--migrations-table-name",),
         {"metavar": "TABLE", "help": "Migrations table (default knex_migrations)."},
     ),
@@ -87,6 +95,7 @@ def options_from(kw: dict[str, Any]) -> Options:
         prefix=kw.pop("prefix"),
         sqlite_dir=kw.pop("sqlite_dir"),
         env_file=kw.pop("env_file"),
+        backend_cwd=kw.pop("backend_cwd"),
         config_files=tuple(kw.pop("config_files")),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for annotations only: rendering a status must not import the downgrade machinery
@@ -90,6 +91,8 @@ def _status(result: Status, fmt: str, verbose: bool) -> str:
         )
     if primary.locked:
         lines.append("lock: HELD (if no backend or knex is running, release it with knexwrap unlock)")
+    if result.target.get("skip_migrations") and primary.counts["pending"]:
+        lines.append("skipMigrations: the backend will not apply the pending migrations (knexwrap latest does)")
     if result.other_sets:
         lines += ["", "other migration sets in this database:"]
     for other in result.other_sets:
@@ -170,7 +173,18 @@ def _config(result: ConfigReport, fmt: str) -> str:
         if r.schema:
             where += f" schema {r.schema}"
         rows.append([r.plugin, r.client, where, r.user or "", r.password, "\n".join(r.migrations_tables), r.source])
-    return table(rows, headers, fmt)
+    lines = [table(rows, headers, fmt)]
+    for r in result.plugins:
+        lines += [f"{r.plugin}: note: {note}" for note in r.notes]
+        if r.shares_database_with:
+            lines.append(f"{r.plugin}: shares its database with {', '.join(r.shares_database_with)}")
+        if r.skip_migrations:
+            lines.append(f"{r.plugin}: skipMigrations: the backend does not apply its migrations at start")
+        if r.role:
+            lines.append(f"{r.plugin}: role {r.role} (SET ROLE on every connection)")
+        if r.knex_config:
+            lines.append(f"{r.plugin}: knexConfig {json.dumps(r.knex_config, sort_keys=True)}")
+    return "\n".join(lines)
 
 
 def downgrade_plan(plan: DowngradePlan, fmt: str) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .shared import BackendSettings
 
 CLIENTS = {
     "pg": "pg",
@@ -41,6 +42,7 @@ class Options:
     sqlite_dir: str | None = None
     env_file: str | None = None
     config_files: tuple[str, ...] = ()  # --config; none: app-config.yaml (+ .local) when present
+    backend_cwd: str | None = None  # --backend-cwd: the folder the backend runs in (relative SQLite paths)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class Connection:
     schema: str | None = None  # pg pluginDivisionMode schema: knex's search path
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # ssl and other knex keys
     source: str = "command line"  # where the connection came from, for `knexwrap config`
+    # The backend's knexConfig, role, skipMigrations, ensureExists of this plugin (app-config; else defaults).
+    settings: BackendSettings = field(default_factory=BackendSettings, compare=False)
+    notes: tuple[str, ...] = ()  # defaults knexwrap used and folders it chose, for `knexwrap config`
 
     @property
     def is_sqlite(self) -> bool:
@@ -66,12 +71,36 @@ class Connection:
         fields = {"host": self.host, "port": self.port, "user": self.user, "database": self.database}
         return {**self.extra, **fields}
 
+    def knex_config(self, acquire_timeout_ms: int) -> dict[str, Any]:
+        """The knex configuration the backend gives this plugin, without migrations and without the password.
+
+        The backend's knexConfig first (base deep-merged with the plugin's), then what knexwrap owns: the
+        client, the connection and its own time limit. ``searchPath`` is schema mode's schema merged over
+        knexConfig's. A pg role travels as ``knexwrapRole``: knexwrap's knexfile.js and read_state.js run
+        ``SET ROLE`` with it on every new connection, as Backstage's createPgDatabaseClient does.
+        """
+        from .values import _lodash_merge
+
+        config = _lodash_merge({}, self.settings.knex_config)
+        config.update(
+            client=self.client,
+            connection=self.knex_connection(),
+            useNullAsDefault=self.is_sqlite,
+            acquireConnectionTimeout=acquire_timeout_ms,
+        )
+        if self.schema and "searchPath" not in config:
+            config["searchPath"] = [self.schema]
+        if self.settings.role and self.client == "pg":
+            config["knexwrapRole"] = self.settings.role
+        return config
+
     def target(self) -> str:
         """Where this points, safe to print: never holds the password."""
         if self.is_sqlite:
             return self.database
         scheme = "postgresql" if self.client == "pg" else "mysql"
-        where = f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}"
+        user = f"{self.user}@" if self.user is not None else ""
+        where = f"{scheme}://{user}{self.host}:{self.port}/{self.database}"
         return f"{where} schema {self.schema}" if self.schema else where
 
 
@@ -112,20 +141,35 @@ def build(
     """Flags first, then app-config, then the bare POSTGRES_* variables (README, precedence)."""
     if options.client is not None and options.client not in CLIENTS:
         raise ConfigError(f"unknown client {options.client!r}: use one of pg, better-sqlite3, sqlite3, mysql2")
-    if config is not None and plugin_id is not None and project is not None:
+    if config is not None and project is not None:
         from .appconfig import plugin_database
 
+        if plugin_id is None and options.database is None:
+            raise ConfigError("cannot tell which plugin database to use: pass --database")
+        # A bare migrations folder has no plugin id: app-config still gives the server and the client.
         found = plugin_database(config, plugin_id, base=project)
         wanted = CLIENTS.get(options.client or "")
         if found is not None and (wanted is None or wanted == CLIENTS.get(found.client)):
-            return _with_flags(_from_appconfig(found), options, plugin_id)
+            connection = _from_appconfig(found, project, options.backend_cwd)
+            return _with_flags(connection, options, plugin_id or "")
     return _from_environment(options, plugin_id, env)
 
 
-def _from_appconfig(found: Any) -> Connection:
+def _from_appconfig(found: Any, project: Path, backend_cwd: str | None) -> Connection:
     client = CLIENTS.get(found.client, found.client)
+    notes = tuple(found.defaults)
     if client in SQLITE_CLIENTS:
-        return Connection(client=client, database=str(found.filename), extra=dict(found.extra), source=found.source)
+        from .workdir import sqlite_file
+
+        filename, note = sqlite_file(found.sqlite_path, project, backend_cwd)
+        return Connection(
+            client=client,
+            database=filename,
+            extra=dict(found.extra),
+            source=found.source,
+            settings=found.settings,
+            notes=notes + ((note,) if note else ()),
+        )
     return Connection(
         client=client,
         database=found.database or "",
@@ -136,6 +180,8 @@ def _from_appconfig(found: Any) -> Connection:
         schema=found.schema,
         extra=dict(found.extra),
         source=found.source,
+        settings=found.settings,
+        notes=notes,
     )
 
 
@@ -223,6 +269,7 @@ def as_flags(options: Options) -> str:
         ("--prefix", options.prefix),
         ("--sqlite-dir", options.sqlite_dir),
         ("--env-file", options.env_file),
+        ("--backend-cwd", options.backend_cwd),
         *(("--config", f) for f in options.config_files),
     ]
     return "".join(f" {flag} {shlex.quote(value)}" for flag, value in pairs if value is not None)

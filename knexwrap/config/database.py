@@ -6,28 +6,50 @@ import os
 import posixpath
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from .reader import _Plugin, _Reader
-from .shared import _KEY_PART, _MISSING, DEFAULT_PREFIX, KNEX_CLIENTS, MEMORY, Key, PluginDatabase, _dotted, _kind
+from .settings import backend_settings, search_path
+from .shared import (
+    _KEY_PART,
+    _MISSING,
+    DEFAULT_PREFIX,
+    KNEX_CLIENTS,
+    MEMORY,
+    Key,
+    PluginDatabase,
+    _dotted,
+    _kind,
+)
 from .urls import _parse_pg_url, _UrlError
-from .values import _check_connection_unset, _lodash_merge, _network_fields, _normalize, _text
+from .values import _dropped, _lodash_merge, _network_fields, _normalize, _text
 
 _DB: Key = ("backend", "database")
+# The id a bare migrations folder is read with: no config key can be it (a key part may not end with "-").
+_NO_PLUGIN = "knexwrap-"
 _SCHEMA_PREFIX = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # Keys of a pg connection that are Backstage's own, never knex's (buildPgDatabaseConfig omits them).
 _PG_CONFIG_ONLY = ("type", "instance", "tokenCredential")
+# The connection types Backstage's pg connector knows besides "default", and whose credentials they fetch.
+_CLOUD_TYPES = {
+    "cloudsql": "Google Cloud SQL IAM login",
+    "azure": "Azure Entra ID token",
+    "rds": "AWS RDS IAM token",
+}
 _NETWORK_FIELDS = ("host", "port", "user", "password", "database")
 # The settings of DatabaseManager.fromConfig that decide the name of a plugin's database or schema.
 _NAMING_KEYS = ("prefix", "pluginDivisionMode", "schemaPrefix")
 
 
-def plugin_database(config: Mapping[str, Any], plugin_id: str, *, base: Path) -> PluginDatabase | None:
+def plugin_database(config: Mapping[str, Any], plugin_id: str | None, *, base: Path) -> PluginDatabase | None:
     """The database Backstage gives ``plugin_id``, or None when the config has no ``backend.database``.
 
-    ``base`` is the folder relative SQLite paths are taken from (the backend's working directory).
+    ``plugin_id`` None (a bare migrations folder): only the base settings apply, and the database name is
+    the prefix alone (the caller names the database). ``base`` is the folder relative SQLite paths are
+    taken from in ``filename``; ``sqlite_path`` keeps the path as configured.
     """
     reader = _Reader(config)
     db = _DB
@@ -36,18 +58,22 @@ def plugin_database(config: Mapping[str, Any], plugin_id: str, *, base: Path) ->
         return None
     if not isinstance(section, Mapping):
         raise reader.error(db, f"must be a mapping, not {_kind(section)}")
-    if not _KEY_PART.match(plugin_id):
+    if plugin_id is None:
+        plugin_id = _NO_PLUGIN
+    elif not _KEY_PART.match(plugin_id):
         raise ConfigError(f"plugin id {plugin_id!r} cannot be a Backstage config key (letters, digits, - _ :)")
     plugin = _settings(reader, plugin_id)
+    settings = backend_settings(reader, plugin_id)
     knex_client = KNEX_CLIENTS[plugin.client]
     if knex_client == "pg":
-        return _pg(plugin)
+        found = _pg(plugin)
+        return replace(found, **search_path(found, settings))
     if plugin.mode != "database":
         why = "is only supported by the pg client" if plugin.mode == "schema" else "is not a plugin division mode"
         raise reader.error((*db, "pluginDivisionMode"), f"{plugin.mode!r} {why}, not {plugin.client}")
-    if knex_client == "mysql2":
-        return _mysql(plugin)
-    return _sqlite(plugin, base)
+    found = _mysql(plugin) if knex_client == "mysql2" else _sqlite(plugin, base)
+    # Only the pg connector switches roles; the others carry the setting without using it.
+    return replace(found, settings=replace(settings, role=None))
 
 
 def _settings(reader: _Reader, plugin_id: str) -> _Plugin:
@@ -126,7 +152,7 @@ def _source(plugin: _Plugin, *, base_used: bool) -> str:
 
 def _pg(plugin: _Plugin) -> PluginDatabase:
     reader = plugin.reader
-    final, plugin_conn = _pg_connection(plugin)
+    final, plugin_conn, dropped = _pg_connection(plugin)
     schema = None
     if plugin.mode == "schema":
         schema = f"{plugin.schema_prefix}{plugin.plugin_id}"
@@ -148,11 +174,11 @@ def _pg(plugin: _Plugin) -> PluginDatabase:
         filename=None,
         extra=extra,
         source=_source(plugin, base_used=True),
-        role=reader.optional_str((*_DB, "role")),  # createPgDatabaseClient reads the base role only
+        defaults=dropped,
     )
 
 
-def _pg_connection(plugin: _Plugin) -> tuple[dict[str, Any], dict[str, Any]]:
+def _pg_connection(plugin: _Plugin) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:
     """computePgPluginConfig and buildPgDatabaseConfig: the plugin's connection, and its own part of it."""
     reader = plugin.reader
     base_conn = _normalize(plugin, plugin.base_raw, plugin.base_path, lenient=plugin.overridden)
@@ -168,7 +194,7 @@ def _pg_connection(plugin: _Plugin) -> tuple[dict[str, Any], dict[str, Any]]:
     final = _lodash_merge(_lodash_merge({}, base_conn), connection)
     if database_name:
         final["database"] = database_name
-    _check_connection_unset(plugin, final, base_used=True)
+    dropped = _dropped(plugin, final, base_used=True)
     connection_string = final.pop("connectionString", None)
     if isinstance(connection_string, str):  # pg lets a connectionString's values win over the object's
         try:
@@ -178,11 +204,15 @@ def _pg_connection(plugin: _Plugin) -> tuple[dict[str, Any], dict[str, Any]]:
             raise reader.error(path, f"cannot parse the PostgreSQL connection string: {exc}") from None
     kind = final.get("type")
     if kind not in (None, "default"):
+        provider = _CLOUD_TYPES.get(kind) if isinstance(kind, str) else None
+        what = f"connection type {kind!r} ({provider})" if provider else f"connection type {kind!r}"
         raise reader.error(
             plugin.key_path("type", plugin_conn),
-            f"connection type {kind!r} gets its password from a cloud provider at run time; knexwrap cannot",
+            f"{what} gets a short-lived password from the cloud provider when the backend connects, which "
+            "knexwrap does not do: pass --config with an app-config file whose connection names a database "
+            "user and password instead",
         )
-    return final, plugin_conn
+    return final, plugin_conn, dropped
 
 
 # ------------------------------------------------------------------------------------- MySQL, SQLite
@@ -196,7 +226,7 @@ def _mysql(plugin: _Plugin) -> PluginDatabase:
     final = {k: v for k, v in {**shared, **plugin_conn}.items() if v is not None}
     if final.get("database") is None:
         final["database"] = f"{plugin.prefix}{plugin.plugin_id}"
-    _check_connection_unset(plugin, final, base_used=base_used)
+    dropped = _dropped(plugin, final, base_used=base_used)
     host, port, user, password = _network_fields(plugin, final, plugin_conn)
     database = _text(plugin, final.get("database"), plugin.key_path("database", plugin_conn))
     return PluginDatabase(
@@ -210,6 +240,7 @@ def _mysql(plugin: _Plugin) -> PluginDatabase:
         filename=None,
         extra={k: v for k, v in final.items() if k not in _NETWORK_FIELDS},
         source=_source(plugin, base_used=base_used),
+        defaults=dropped,
     )
 
 
@@ -224,7 +255,8 @@ def _sqlite(plugin: _Plugin, base: Path) -> PluginDatabase:
             "or set backend.database.plugin.<pluginId>.connection.filename",
         )
     connection = {**{k: v for k, v in base_conn.items() if k != "database"}, **plugin_conn}
-    _check_connection_unset(plugin, connection, base_used=base_used)
+    dropped = _dropped(plugin, connection, base_used=base_used)
+    configured = _sqlite_file(plugin, connection, plugin_conn)
     return PluginDatabase(
         client=KNEX_CLIENTS[plugin.client],
         host=None,
@@ -233,14 +265,19 @@ def _sqlite(plugin: _Plugin, base: Path) -> PluginDatabase:
         password=None,
         database=None,
         schema=None,
-        filename=_sqlite_file(plugin, connection, plugin_conn, base),
+        filename=os.path.normpath(os.path.join(os.path.abspath(base), configured)),
         extra={k: v for k, v in connection.items() if k not in ("filename", "directory") and v is not None},
         source=_source(plugin, base_used=base_used),
+        defaults=dropped,
+        sqlite_path=configured,
     )
 
 
-def _sqlite_file(plugin: _Plugin, connection: Mapping[str, Any], plugin_conn: Mapping[str, Any], base: Path) -> str:
-    """The plugin's SQLite file, absolute: ``directory`` joined with ``filename`` or ``<pluginId>.sqlite``."""
+def _sqlite_file(plugin: _Plugin, connection: Mapping[str, Any], plugin_conn: Mapping[str, Any]) -> str:
+    """The plugin's SQLite file as configured: ``directory`` joined with ``filename`` or ``<pluginId>.sqlite``.
+
+    Relative when the directory is: the backend takes it from its working folder.
+    """
     reader = plugin.reader
     filename = connection.get("filename")
     if filename == MEMORY:
@@ -257,5 +294,4 @@ def _sqlite_file(plugin: _Plugin, connection: Mapping[str, Any], plugin_conn: Ma
     elif not isinstance(directory, str):
         raise reader.error(plugin.key_path("directory", plugin_conn), f"must be a string, not {_kind(directory)}")
     # path.join(directory, filename): Node joins even an absolute file name onto the directory.
-    joined = re.sub(r"^/+", "/", posixpath.normpath(f"{directory}/{filename or plugin.plugin_id + '.sqlite'}"))
-    return os.path.normpath(os.path.join(os.path.abspath(base), joined))
+    return re.sub(r"^/+", "/", posixpath.normpath(f"{directory}/{filename or plugin.plugin_id + '.sqlite'}"))

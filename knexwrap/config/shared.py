@@ -37,6 +37,17 @@ _MISSING: Any = _Missing()
 
 
 @dataclass(frozen=True)
+class BackendSettings:
+    """One plugin's database settings other than its connection, as the backend applies them."""
+
+    knex_config: dict[str, Any] = field(default_factory=dict)  # knexConfig, base deep-merged with plugin's
+    role: str | None = None  # pg: SET ROLE on every new connection (plugin's role, else the base role)
+    skip_migrations: bool = False  # the backend never runs this plugin's migrations at start
+    ensure_exists: bool = True  # the backend creates the plugin's database when it is missing
+    ensure_schema_exists: bool = False  # schema mode: the backend creates the schema (also when ensure_exists)
+
+
+@dataclass(frozen=True)
 class PluginDatabase:
     """Where one plugin's tables live, as Backstage's database manager would connect."""
 
@@ -51,6 +62,11 @@ class PluginDatabase:
     extra: dict[str, Any]  # other connection keys for knex (ssl, ...), never the password
     source: str  # e.g. "app-config.yaml: backend.database.plugin.catalog"
     role: str | None = None  # pg: the role Backstage switches to (SET ROLE) on every connection
+    settings: BackendSettings = field(default_factory=BackendSettings)
+    # Defaults that filled a key a missing variable dropped, e.g. "host: ${POSTGRES_HOST} is not set; ..."
+    defaults: tuple[str, ...] = ()
+    # SQLite: the file as configured (path.join(directory, file)); relative ones depend on the backend's folder
+    sqlite_path: str | None = None
 
     @property
     def is_sqlite(self) -> bool:

@@ -6,7 +6,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigError
 from .reader import _Plugin
 from .shared import _MISSING, KNEX_CLIENTS, SQLITE_CLIENTS, Key, _dotted, _js_string, _kind, _lookup
 from .urls import _parse_mysql_url, _parse_pg_url, _UrlError
@@ -54,13 +53,39 @@ def _lodash_merge(target: dict[str, Any], source: Mapping[str, Any]) -> dict[str
     return out
 
 
-def _check_connection_unset(plugin: _Plugin, final: Mapping[str, Any], *, base_used: bool) -> None:
-    """A connection value that a missing variable left undefined, and nothing else supplied, is an error."""
+# What fills a connection key that is left out: the drivers' own defaults (node-postgres, mysql2).
+_DRIVER_DEFAULTS = {
+    "pg": {"host": "localhost", "port": 5432},
+    "mysql2": {"host": "localhost", "port": 3306},
+}
+_LEFT_TO_THE_DRIVER = {
+    "user": "the driver connects as the operating system user ($USER)",
+    "database": "the server picks the database named like the user",
+    "directory": "the backend's working folder is used",
+}
+
+
+def _dropped(plugin: _Plugin, final: dict[str, Any], *, base_used: bool) -> tuple[str, ...]:
+    """Connection keys a missing variable left out, as Backstage leaves them out: never an error.
+
+    A key a driver default fills (host, port) gets that default in ``final``; every dropped key that
+    something else fills is named in the returned notes ("host: ${POSTGRES_HOST} is not set; using
+    localhost"), so ``knexwrap config`` can say which default was used.
+    """
     prefixes = [plugin.base_path, plugin.plugin_path] if base_used else [plugin.plugin_path]
+    defaults = _DRIVER_DEFAULTS.get(KNEX_CLIENTS[plugin.client], {})
+    notes: list[str] = []
     for prefix in prefixes:
         for path, source, why in plugin.reader.unset_below(prefix):
-            if _lookup(final, path[len(prefix) :]) in (None, _MISSING):
-                raise ConfigError(f"{source}: {_dotted(path)}: {why}")
+            key = path[len(prefix)]
+            if len(path) != len(prefix) + 1 or _lookup(final, (key,)) not in (None, _MISSING):
+                continue
+            if key in defaults:
+                final[key] = defaults[key]
+                notes.append(f"{_dotted(path)}: {why} in {source}; using the default {defaults[key]}")
+            elif key in _LEFT_TO_THE_DRIVER:
+                notes.append(f"{_dotted(path)}: {why} in {source}; {_LEFT_TO_THE_DRIVER[key]}")
+    return tuple(dict.fromkeys(notes))
 
 
 def _text(plugin: _Plugin, value: Any, path: Key) -> str | None:

@@ -27,14 +27,18 @@ class Target:
     node: Node = field(repr=False)
 
     def knex_config(self, *, validate: bool = True) -> dict[str, Any]:
+        config = connection_config(self.connection, self.node.timeout)
+        # knexConfig.migrations (e.g. disableMigrationsListValidation) applies as in the backend, under the
+        # set's own folder and table.
         migrations: dict[str, Any] = {
+            **config.get("migrations", {}),
             "directory": self.migrations.directory,
             "tableName": self.migrations.table,
         }
         if not validate:
             # Lets migrate:list name rows whose files are gone instead of failing as "corrupt".
             migrations["disableMigrationsListValidation"] = True
-        return {**connection_config(self.connection, self.node.timeout), "migrations": migrations}
+        return {**config, "migrations": migrations}
 
     def header(self) -> dict[str, Any]:
         return {
@@ -44,6 +48,8 @@ class Target:
             "database": self.connection.target(),
             "migrations_table": self.migrations.table,
             "migrations_directory": self.migrations.directory,
+            # app-config's skipMigrations: the backend never applies this database's pending migrations.
+            "skip_migrations": self.connection.settings.skip_migrations,
         }
 
 
@@ -108,17 +114,8 @@ def reader_entry(
 
 
 def connection_config(connection: conn.Connection, timeout: float) -> dict[str, Any]:
-    """The knex configuration of a connection, without migrations and without the password."""
-    config: dict[str, Any] = {
-        "client": connection.client,
-        "connection": connection.knex_connection(),
-        "useNullAsDefault": connection.is_sqlite,
-        "acquireConnectionTimeout": int(max(timeout - 2, 1) * 1000),
-    }
-    if connection.schema:
-        # Backstage's schema mode: the plugin's tables, knex_migrations included, live in its schema.
-        config["searchPath"] = [connection.schema]
-    return config
+    """The knex configuration of a connection, without the password (Connection.knex_config)."""
+    return connection.knex_config(int(max(timeout - 2, 1) * 1000))
 
 
 def status(target: Target) -> Status:

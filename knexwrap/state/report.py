@@ -83,6 +83,7 @@ class DatabaseReport:
     state: str  # worst of its sets, or "absent", "unreachable", "orphan"
     error: str | None
     sets: tuple[SetReport, ...]
+    skip_migrations: bool = False  # app-config's skipMigrations: the backend applies none of these sets
 
 
 @dataclass(frozen=True)

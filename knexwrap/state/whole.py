@@ -7,7 +7,7 @@ and databases that cannot be reached are rows of the report, not failures of the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,20 +88,21 @@ def _database(
     plugin: str, connection: conn.Connection, p: Plan, result: dict[str, Any] | None
 ) -> report.DatabaseReport:
     where = connection.target()
+    skip = connection.settings.skip_migrations
     if result is None:
-        return report.DatabaseReport(plugin, connection.client, where, "absent", None, ())
+        return report.DatabaseReport(plugin, connection.client, where, "absent", None, (), skip)
     if st.missing_database(result):
-        return report.DatabaseReport(plugin, connection.client, where, "absent", None, ())
+        return report.DatabaseReport(plugin, connection.client, where, "absent", None, (), skip)
     if "error" in result:
         message = st.reader_error(result).message
-        return report.DatabaseReport(plugin, connection.client, where, "unreachable", message, ())
+        return report.DatabaseReport(plugin, connection.client, where, "unreachable", message, (), skip)
     reports = []
     for one in p.sets_by_plugin[plugin]:
         read = st.from_reader(result, one.table, one.directory)
         if read.table_exists or one.plugin_id != sets.EVERY_PLUGIN:
             reports.append(report.set_report(one, read))
     state = report.worst([r.state for r in reports])
-    return report.DatabaseReport(plugin, connection.client, where, state, None, tuple(reports))
+    return report.DatabaseReport(plugin, connection.client, where, state, None, tuple(reports), skip)
 
 
 def _orphans(p: Plan, results: dict[str, dict[str, Any]]) -> tuple[list[report.DatabaseReport], list[str]]:
@@ -146,6 +147,11 @@ def read(p: Plan, timeout: float, progress: Callable[[str], None] | None = None)
     results = {r["id"]: r for r in node.read(targets, progress=progress)} if targets else {}
     databases = [_database(plugin, c, p, results.get(plugin)) for plugin, c in p.databases.items()]
     orphans, notes = _orphans(p, results)
+    groups = {p.databases[a].target(): sorted([a, *b]) for a, b in sharing(p.databases).items()}
+    notes += [
+        f"{', '.join(group)} share the database {where}: one knex_migrations table holds all their migrations"
+        for where, group in sorted(groups.items())
+    ]
     return report.InstallReport(tuple(databases + orphans), tuple(notes))
 
 
@@ -162,6 +168,12 @@ class ConfigRow:
     user: str | None
     password: str  # "set" or "not set": the value itself is never shown
     migrations_tables: tuple[str, ...]
+    role: str | None = None  # pg: the role the backend (and knexwrap) switches to with SET ROLE
+    skip_migrations: bool = False  # the backend never applies this plugin's migrations at start
+    ensure_exists: bool = True  # the backend creates a missing database (schema mode: schema) at start
+    knex_config: dict[str, Any] = field(default_factory=dict)  # knexConfig as merged for this plugin
+    shares_database_with: tuple[str, ...] = ()  # other plugins configured to this very database (or schema)
+    notes: tuple[str, ...] = ()  # defaults used for unset keys, the folder a relative SQLite path used
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,7 @@ class ConfigReport:
 def describe(options: conn.Options, *, project_dir: str | None = None, plugin: str | None = None) -> ConfigReport:
     """Where each plugin's connection comes from and where it points: `knexwrap config`."""
     p = plan(options, project_dir)
+    shared = sharing(p.databases)
     if plugin is not None and plugin not in p.databases:
         raise errors.PluginNotFound(f"no installed plugin {plugin!r}; found: {', '.join(p.databases) or 'none'}")
     rows = []
@@ -190,9 +203,23 @@ def describe(options: conn.Options, *, project_dir: str | None = None, plugin: s
                     user=c.user,
                     password="set" if c.password else "not set",
                     migrations_tables=tuple(dict.fromkeys(s.table for s in p.sets_by_plugin[ident])),
+                    role=c.settings.role,
+                    skip_migrations=c.settings.skip_migrations,
+                    ensure_exists=c.settings.ensure_exists,
+                    knex_config=c.settings.knex_config,
+                    shares_database_with=tuple(shared.get(ident, ())),
+                    notes=c.notes,
                 )
             )
     return ConfigReport(tuple(rows))
+
+
+def sharing(databases: Mapping[str, conn.Connection]) -> dict[str, list[str]]:
+    """Plugin id -> the other plugins configured to the same database (and schema): one knex_migrations."""
+    by_place: dict[str, list[str]] = {}
+    for plugin, c in databases.items():
+        by_place.setdefault(c.target(), []).append(plugin)
+    return {p: [o for o in group if o != p] for group in by_place.values() if len(group) > 1 for p in group}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from ..state import whole as install
 class Finding:
     database: str
     table: str
-    problem: str  # "ahead", "locked", "wrong folder", "unreachable"
+    problem: str  # "ahead", "locked", "wrong folder", "unreachable", "skipped"
     message: str
     files: tuple[str, ...] = ()
     fix: str | None = None  # the exact knexwrap command that fixes it, when there is one
@@ -99,6 +99,20 @@ def _locked(db: report.DatabaseReport, one: report.SetReport, flags: str) -> Fin
     )
 
 
+def _skipped(db: report.DatabaseReport, one: report.SetReport, flags: str) -> Finding:
+    table = "" if one.migrations_table == "knex_migrations" else f" --migrations-table-name {one.migrations_table}"
+    pending = one.names("pending")
+    return Finding(
+        db.database,
+        one.migrations_table,
+        "skipped",
+        f"app-config sets skipMigrations for {db.plugin}: the backend will never apply these {len(pending)} "
+        "pending migrations here",
+        pending,
+        fix=f"knexwrap latest {db.plugin}{table}{flags}",
+    )
+
+
 def diagnose(p: install.Plan, *, timeout: float) -> DoctorReport:
     found = sets.discover_all(p.project)
     status = install.read(p, timeout)
@@ -113,4 +127,6 @@ def diagnose(p: install.Plan, *, timeout: float) -> DoctorReport:
                 findings.append(_locked(db, one, p.flags))
             if one.counts["missing"]:
                 findings.append(_ahead(db, one, p, found))
+            if db.skip_migrations and one.counts["pending"]:
+                findings.append(_skipped(db, one, p.flags))
     return DoctorReport(tuple(findings), checked)

@@ -3,6 +3,8 @@
 // process's argument list; the password travels on its own so it never sits in the JSON either.
 'use strict';
 
+const { withBackendSettings } = require('./backend');
+
 const raw = process.env.KNEXWRAP_CONFIG;
 if (!raw) {
   throw new Error('KNEXWRAP_CONFIG is not set: this knexfile is only meant to be run by knexwrap');
@@ -11,4 +13,4 @@ const config = JSON.parse(raw);
 if (process.env.KNEXWRAP_PASSWORD !== undefined && config.connection) {
   config.connection.password = process.env.KNEXWRAP_PASSWORD;
 }
-module.exports = config;
+module.exports = withBackendSettings(config);

@@ -18,6 +18,7 @@ for (const level of ['log', 'info', 'warn', 'debug']) {
 }
 
 const knexFactory = require(process.env.KNEX_PATH);
+const { withBackendSettings } = require('./backend');
 
 function isoTime(value) {
   if (value === null || value === undefined) return null;
@@ -74,7 +75,7 @@ async function missingSchema(knex, config) {
 }
 
 async function readTarget(target) {
-  const config = { ...target.config, pool: { min: 0, max: 1 } };
+  const config = withBackendSettings({ ...target.config, pool: { min: 0, max: 1 } });
   const password = target.passwordEnv ? process.env[target.passwordEnv] : undefined;
   if (password !== undefined && config.connection) {
     config.connection = { ...config.connection, password };

@@ -1,0 +1,261 @@
+"""app-config as the backend uses it: the settings beside the connection, end to end on real servers.
+
+Each test is one of issue 8's failures: a relative SQLite directory taken from the folder the backend
+runs in, knexConfig (global and per plugin) in both the reader and the knexfile, role (SET ROLE),
+skipMigrations, unset variables that leave keys out, a bare migrations folder read with app-config's
+client, two plugins configured to one database. PostgreSQL (database and schema mode), MariaDB and SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import PLUGINS, knexwrap, sqlite_rows
+from servers import MariaServer, PgServer, create_database, drop_database, mysql_rows, psql_rows, unique_name
+from test_appconfig_e2e import CATALOG, PG_TEMPLATE, all_pending, make_project, pg_env_file, pg_rows, prefix
+
+from knexwrap.config.connection import Options
+
+__all__ = ["prefix"]  # the fixture, shared with test_appconfig_e2e
+
+SQLITE_CONFIG = "backend:\n  database:\n    client: better-sqlite3\n    connection:\n      directory: ./db\n"
+
+
+def repository(root: Path, files: dict[str, str]) -> Path:
+    """make_project as a yarn-workspaces repository: a root package.json and packages/backend (role backend)."""
+    project = make_project(root, files)
+    (project / "package.json").write_text(json.dumps({"private": True, "workspaces": ["packages/*"]}))
+    backend = project / "packages" / "backend"
+    backend.mkdir(parents=True)
+    dependencies = {f"@knexwrap-fixture/plugin-{p}-backend": "1.0.0" for p in ("app", "catalog")}
+    manifest = {"name": "backend", "backstage": {"role": "backend"}, "dependencies": dependencies}
+    (backend / "package.json").write_text(json.dumps(manifest))
+    return project
+
+
+def apply_catalog(project: Path, file: Path) -> None:
+    """The catalog's migrations in ``file``, as the backend would have left them (knexwrap, file named outright)."""
+    done = knexwrap("latest", "catalog", "--client", "better-sqlite3", "--database", str(file), "--yes", cwd=project)
+    assert done.code == 0, done.err
+
+
+# ----------------------------------------------------------------------------------------- SQLite
+
+
+def test_relative_sqlite_directory_is_where_the_backend_made_its_files(tmp_path: Path) -> None:
+    project = repository(tmp_path / "backstage", {"app-config.yaml": SQLITE_CONFIG})
+    backend = project / "packages" / "backend"
+    (backend / "db").mkdir()
+    in_backend = backend / "db" / "catalog.sqlite"
+    apply_catalog(project, in_backend)  # the backend started with `yarn start` runs in packages/backend
+
+    status = knexwrap("status", "catalog", "--json", cwd=project)
+    assert status.code == 0, status.err
+    assert (status.json()["database"], status.json()["state"]) == (str(in_backend), "in sync")
+    described = {p["plugin"]: p for p in knexwrap("config", "--json", cwd=project).json()["plugins"]}
+    assert described["catalog"]["sqlite_file"] == str(in_backend)
+    assert described["catalog"]["notes"] == [f"db/catalog.sqlite is relative: found under {backend}"]
+    assert described["app"]["sqlite_file"] == str(backend / "db" / "app.sqlite")
+    assert described["app"]["notes"] == [
+        f"db/app.sqlite is relative and absent: taken under {backend} (its folder is there)"
+    ]
+
+    # The production image runs `node packages/backend` from the root: a second file there is a real choice.
+    (project / "db").mkdir()
+    at_root = project / "db" / "catalog.sqlite"
+    at_root.touch()
+    both = knexwrap("status", "catalog", cwd=project)
+    assert (both.code, both.out) == (3, "")
+    assert both.err == (
+        f"knexwrap: error: db/catalog.sqlite exists under both {project} and {backend}: pass --backend-cwd with "
+        "the folder the backend runs in (packages/backend under yarn start, the root under node packages/backend)\n"
+    )
+    root = knexwrap("status", "catalog", "--backend-cwd", ".", cwd=project)
+    assert (root.code, root.err) == (0, "")
+    assert root.out == all_pending(str(at_root))
+    chosen = knexwrap("config", "catalog", "--json", "--backend-cwd", "packages/backend", cwd=project).json()
+    assert chosen["plugins"][0]["sqlite_file"] == str(in_backend)
+    assert chosen["plugins"][0]["notes"] == [f"db/catalog.sqlite is relative: taken from --backend-cwd {backend}"]
+    assert sqlite_rows(in_backend, "select count(*) from knex_migrations") == [(len(CATALOG),)]
+
+
+def test_sqlite_skip_migrations_per_plugin_is_shown_and_doctor_names_the_fix(tmp_path: Path) -> None:
+    config = SQLITE_CONFIG + "    skipMigrations: false\n    plugin:\n      catalog:\n        skipMigrations: true\n"
+    project = repository(tmp_path / "backstage", {"app-config.yaml": config})
+    (project / "db").mkdir()
+    file = project / "db" / "catalog.sqlite"
+    sqlite_rows(file, "select 1")  # the backend made the file and applied nothing (skipMigrations)
+
+    status = knexwrap("status", "catalog", "--json", cwd=project).json()
+    assert (status["skip_migrations"], status["counts"]["pending"]) == (True, len(CATALOG))
+    text = knexwrap("status", "catalog", cwd=project).out
+    assert text.endswith("skipMigrations: the backend will not apply the pending migrations (knexwrap latest does)\n")
+    whole = knexwrap("status", "--json", cwd=project).json()
+    assert {d["plugin"]: d["skip_migrations"] for d in whole["databases"]} == {"app": False, "catalog": True}
+
+    doctor = knexwrap("doctor", "--json", cwd=project)
+    skipped = [f for f in doctor.json()["findings"] if f["problem"] == "skipped"]
+    assert skipped == [
+        {
+            "database": str(file),
+            "table": "knex_migrations",
+            "problem": "skipped",
+            "message": f"app-config sets skipMigrations for catalog: the backend will never apply these {len(CATALOG)} "
+            "pending migrations here",
+            "files": CATALOG,
+            "fix": "knexwrap latest catalog",
+        }
+    ]
+    fixed = knexwrap(*skipped[0]["fix"].split()[1:], "--yes", cwd=project)
+    assert fixed.code == 0, fixed.err
+    after = knexwrap("doctor", "--json", cwd=project).json()
+    assert [f for f in after["findings"] if f["problem"] == "skipped"] == []
+
+
+# ------------------------------------------------------------------------------------- PostgreSQL
+
+
+def test_pg_knex_config_search_path_keeps_the_tables_in_its_schema(pg: PgServer, prefix: str, tmp_path: Path) -> None:
+    config = PG_TEMPLATE.format(prefix=prefix) + "    knexConfig:\n      searchPath: [tenant]\n"
+    config += "    plugin:\n      catalog:\n        knexConfig:\n"
+    config += "          migrations: {disableMigrationsListValidation: true}\n"
+    project = make_project(tmp_path / "backstage", {"app-config.yaml": config, ".env": pg_env_file(pg)})
+    database = f"{prefix}catalog"
+    create_database(pg, database)
+    psql_rows(pg, database, "create schema tenant")
+    target = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{database} schema tenant"
+
+    first = knexwrap("status", "catalog", cwd=project)
+    assert (first.code, first.out, first.err) == (0, all_pending(target), "")
+    latest = knexwrap("latest", "catalog", "--yes", cwd=project)
+    assert latest.code == 0, latest.err
+    assert pg_rows(pg, database, "tenant.knex_migrations")() == [(n, 1) for n in CATALOG]
+    assert psql_rows(pg, database, "select to_regclass('public.knex_migrations') is null") == [("t",)]
+    status = knexwrap("status", "catalog", "--json", cwd=project).json()
+    assert (status["database"], status["state"], status["counts"]["applied"]) == (target, "in sync", len(CATALOG))
+
+    described = {p["plugin"]: p for p in knexwrap("config", "--json", cwd=project).json()["plugins"]}
+    assert described["catalog"]["knex_config"] == {
+        "searchPath": ["tenant"],
+        "migrations": {"disableMigrationsListValidation": True},
+    }
+    assert described["app"]["knex_config"] == {"searchPath": ["tenant"]}
+    # The knexfile gets knexConfig.migrations under the set's own folder and table, as knex.migrate.latest
+    # ({directory}) merges it in the backend.
+    from knexwrap.state.plugin import open_target
+
+    opened = open_target("catalog", Options(), cwd=project)
+    assert opened.knex_config()["migrations"] == {
+        "disableMigrationsListValidation": True,
+        "directory": str(project / "node_modules" / "@knexwrap-fixture" / "plugin-catalog-backend" / "migrations"),
+        "tableName": "knex_migrations",
+    }
+    assert opened.knex_config()["searchPath"] == ["tenant"]
+
+
+def test_pg_schema_mode_merges_knex_config_search_path(pg: PgServer, prefix: str, tmp_path: Path) -> None:
+    config = PG_TEMPLATE.format(prefix=prefix).replace(
+        "    prefix:", "    pluginDivisionMode: schema\n    schemaPrefix: kw_\n    prefix:"
+    )
+    config = config.replace("      password:", f"      database: {prefix}shared\n      password:")
+    config += "    knexConfig:\n      searchPath: [ignored, public]\n"
+    project = make_project(tmp_path / "backstage", {"app-config.yaml": config, ".env": pg_env_file(pg)})
+    database = f"{prefix}shared"
+    create_database(pg, database)
+    psql_rows(pg, database, "create schema kw_catalog")
+    latest = knexwrap("latest", "catalog", "--yes", cwd=project)
+    assert latest.code == 0, latest.err
+    # lodash.merge puts the plugin's schema over the first entry: [kw_catalog, public].
+    assert pg_rows(pg, database, "kw_catalog.knex_migrations")() == [(n, 1) for n in CATALOG]
+    described = knexwrap("config", "catalog", "--json", cwd=project).json()["plugins"][0]
+    assert (described["schema"], described["knex_config"]) == ("kw_catalog", {"searchPath": ["kw_catalog", "public"]})
+
+
+@pytest.fixture
+def role(pg: PgServer) -> Iterator[str]:
+    name = unique_name("kw_role")
+    psql_rows(pg, "postgres", f"create role {name} nologin")
+    yield name
+    psql_rows(pg, "postgres", f"drop role if exists {name}")
+
+
+def test_pg_role_is_set_on_every_connection(pg: PgServer, prefix: str, role: str, tmp_path: Path) -> None:
+    config = PG_TEMPLATE.format(prefix=prefix) + f"    plugin:\n      catalog:\n        role: {role}\n"
+    project = make_project(tmp_path / "backstage", {"app-config.yaml": config, ".env": pg_env_file(pg)})
+    database = f"{prefix}catalog"
+    create_database(pg, database)
+    # With SET ROLE, the default search_path "$user", public finds the role's own schema first.
+    psql_rows(pg, database, f"create schema {role} authorization {role}")
+    try:
+        latest = knexwrap("latest", "catalog", "--yes", cwd=project)
+        assert latest.code == 0, latest.err
+        owners = psql_rows(
+            pg, database, "select schemaname, tableowner from pg_tables where tablename = 'knex_migrations'"
+        )
+        assert owners == [(role, role)]
+        status = knexwrap("status", "catalog", "--json", cwd=project).json()
+        assert (status["state"], status["counts"]["applied"]) == ("in sync", len(CATALOG))
+        described = {p["plugin"]: p["role"] for p in knexwrap("config", "--json", cwd=project).json()["plugins"]}
+        assert described == {"app": None, "catalog": role}
+    finally:
+        drop_database(pg, database)
+
+
+def test_pg_unset_password_and_port_are_left_out_like_backstage(pg: PgServer, prefix: str, tmp_path: Path) -> None:
+    env = f"POSTGRES_HOST={pg.host}\nPOSTGRES_USER={pg.user}\n"  # trust auth: no password, and no port
+    project = make_project(tmp_path / "backstage", {"app-config.yaml": PG_TEMPLATE.format(prefix=prefix), ".env": env})
+    create_database(pg, f"{prefix}catalog")
+    status = knexwrap("status", "catalog", cwd=project)
+    assert (status.code, status.err) == (0, "")
+    assert status.out == all_pending(f"postgresql://{pg.user}@{pg.host}:5432/{prefix}catalog")
+    described = knexwrap("config", "catalog", "--json", cwd=project).json()["plugins"][0]
+    assert (described["port"], described["password"]) == (5432, "not set")
+    assert described["notes"] == [
+        "backend.database.connection.port: ${POSTGRES_PORT} is not set in app-config.yaml; using the default 5432"
+    ]
+
+
+def test_two_plugins_configured_to_one_database_are_reported_as_sharing_it(
+    pg: PgServer, prefix: str, tmp_path: Path
+) -> None:
+    config = PG_TEMPLATE.format(prefix=prefix)
+    config += f"    plugin:\n      app:\n        connection:\n          database: {prefix}catalog\n"
+    project = make_project(tmp_path / "backstage", {"app-config.yaml": config, ".env": pg_env_file(pg)})
+    create_database(pg, f"{prefix}catalog")
+    described = {
+        p["plugin"]: p["shares_database_with"] for p in knexwrap("config", "--json", cwd=project).json()["plugins"]
+    }
+    assert described == {"app": ["catalog"], "catalog": ["app"]}
+    whole = knexwrap("status", "--json", cwd=project)
+    assert whole.code == 0, whole.err
+    where = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{prefix}catalog"
+    assert (
+        f"app, catalog share the database {where}: one knex_migrations table holds all their migrations"
+        in (whole.json()["notes"])
+    )
+
+
+# -------------------------------------------------------------------------- a bare migrations folder
+
+
+def test_bare_folder_uses_app_config_client_and_server(mariadb: MariaServer, tmp_path: Path) -> None:
+    config = (
+        "backend:\n  database:\n    client: mysql2\n    connection:\n      host: ${MYSQL_HOST}\n"
+        "      port: ${MYSQL_PORT}\n      user: ${MYSQL_USER}\n"
+    )
+    env = f"MYSQL_HOST={mariadb.host}\nMYSQL_PORT={mariadb.port}\nMYSQL_USER={mariadb.user}\n"
+    project = make_project(tmp_path / "backstage", {"app-config.yaml": config, ".env": env})
+    database = unique_name("kw_bare")
+    mysql_rows(mariadb, None, f"create database `{database}`")
+    folder = str(PLUGINS / "catalog" / "migrations")
+    target = f"mysql://{mariadb.user}@{mariadb.host}:{mariadb.port}/{database}"
+    try:
+        for extra in ([], ["--client", "mysql2"]):
+            status = knexwrap("status", folder, "--database", database, *extra, cwd=project)
+            assert (status.code, status.err) == (0, ""), extra
+            assert status.out.startswith(f"(no plugin) in {target}, table knex_migrations\n"), extra
+    finally:
+        mysql_rows(mariadb, None, f"drop database if exists `{database}`")
