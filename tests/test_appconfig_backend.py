@@ -238,6 +238,67 @@ def test_two_plugins_configured_to_one_database_are_reported_as_sharing_it(
     )
 
 
+def test_pg_ensure_exists_only_a_change_verb_creates_and_its_plan_says_so(
+    pg: PgServer, prefix: str, tmp_path: Path
+) -> None:
+    config = PG_TEMPLATE.format(prefix=prefix) + "    plugin:\n      app:\n        ensureExists: false\n"
+    project = make_project(tmp_path / "backstage", {"app-config.yaml": config, ".env": pg_env_file(pg)})
+    database = f"{prefix}catalog"
+    server = f"postgresql://{pg.user}@{pg.host}:{pg.port}"
+
+    def exists(name: str) -> bool:
+        return psql_rows(pg, "postgres", f"select count(*) from pg_database where datname = '{name}'") == [("1",)]
+
+    for args in (
+        ["status", "catalog"],
+        ["current", "catalog"],
+        ["status"],
+        ["doctor"],
+        ["latest", "catalog", "--dry-run"],
+    ):
+        knexwrap(*args, cwd=project)
+        assert not exists(database), args
+    dry = knexwrap("latest", "catalog", "--dry-run", "--json", cwd=project).json()
+    creates = f'create database "{database}" in {server} (app-config ensureExists, as the backend does)'
+    assert (dry["creates"], dry["planned"]) == (creates, CATALOG)
+
+    latest = knexwrap("latest", "catalog", "--yes", cwd=project)
+    assert latest.code == 0, latest.err
+    assert latest.err == (
+        f"About to {creates}, then:\nAbout to apply 4 migrations of catalog (@knexwrap-fixture/plugin-catalog-backend)"
+        f" in {server}/{database}, table knex_migrations:\n" + "".join(f"  {n}\n" for n in CATALOG)
+    )
+    assert pg_rows(pg, database)() == [(n, 1) for n in CATALOG]
+
+    # ensureExists: false for app: the backend would not create it, nor does knexwrap.
+    refused = knexwrap("latest", "app", "--yes", cwd=project)
+    assert (refused.code, refused.err) == (7, f'knexwrap: error: database "{prefix}app" does not exist\n')
+    assert not exists(f"{prefix}app")
+
+
+def test_pg_schema_mode_ensure_creates_the_schema_owned_by_the_role(
+    pg: PgServer, prefix: str, role: str, tmp_path: Path
+) -> None:
+    shared = f"{prefix}shared"
+    config = PG_TEMPLATE.format(prefix=prefix).replace("    prefix:", "    pluginDivisionMode: schema\n    prefix:")
+    config = config.replace("      password:", f"      database: {shared}\n      password:") + f"    role: {role}\n"
+    project = make_project(tmp_path / "backstage", {"app-config.yaml": config, ".env": pg_env_file(pg)})
+    create_database(pg, shared)
+    psql_rows(pg, shared, f"grant create on database {shared} to {role}")
+    try:
+        status = knexwrap("status", "catalog", cwd=project)
+        assert status.code == 7
+        assert psql_rows(pg, shared, "select count(*) from pg_namespace where nspname = 'catalog'") == [("0",)]
+        latest = knexwrap("latest", "catalog", "--yes", cwd=project)
+        assert latest.code == 0, latest.err
+        assert latest.err.startswith(f'About to create schema "catalog" in postgresql://{pg.user}@{pg.host}:{pg.port}/')
+        owner = psql_rows(pg, shared, "select pg_get_userbyid(nspowner) from pg_namespace where nspname = 'catalog'")
+        assert owner == [(role,)]
+        assert pg_rows(pg, shared, "catalog.knex_migrations")() == [(n, 1) for n in CATALOG]
+    finally:
+        drop_database(pg, shared)
+
+
 # -------------------------------------------------------------------------- a bare migrations folder
 
 

@@ -234,7 +234,9 @@ def test_pg_schema_mode_keeps_knex_migrations_in_the_plugin_schema(pg: PgServer,
 
 
 def test_pg_schema_mode_refuses_a_schema_that_does_not_exist(pg: PgServer, prefix: str, tmp_path: Path) -> None:
-    """Exit 7 like a missing database: no read that looks like an empty schema, no knex failure half-way."""
+    """Exit 7 like a missing database: no read that looks like an empty schema, no knex failure half-way.
+
+    ensureExists: false, so the backend would not create it either (test_appconfig_backend: when it would)."""
     shared = f"{prefix}shared"
     config = f"""\
 backend:
@@ -242,6 +244,7 @@ backend:
     client: pg
     pluginDivisionMode: schema
     schemaPrefix: bs_
+    ensureExists: false
     connection: postgresql://{pg.user}@{pg.host}:{pg.port}/{shared}
 """
     project = make_project(tmp_path / "backstage", {"app-config.yaml": config})

@@ -70,6 +70,8 @@ def show_plan(target: dict[str, Any], plan: Plan) -> None:
 
     future, _ = text.VERBS[plan.action]
     what = "the migration lock" if plan.action == "unlock" else text.count(len(plan.names))
+    if plan.creates is not None:
+        click.echo(f"About to {plan.creates}, then:", err=True)
     click.echo(f"About to {future} {what} of {text.where(target)}:", err=True)
     for name in plan.names:
         click.echo(f"  {name}", err=True)

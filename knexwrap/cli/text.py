@@ -158,6 +158,8 @@ def _outcome(result: Outcome, fmt: str) -> str:
     verb = f"would {future}" if result.dry_run else past
     rows = [[i, n] for i, n in enumerate(names, 1)]
     lines = [where(result.target), f"{verb} {count(len(names))}:", table(rows, ["#", "name"], fmt)]
+    if result.creates:
+        lines.insert(1, f"{'would ' if result.dry_run else 'did: '}{result.creates}")
     lines.extend(f"warning: {warning}" for warning in result.warnings)
     if result.dry_run:
         lines.append("dry run: nothing was changed")

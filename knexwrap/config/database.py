@@ -67,7 +67,7 @@ def plugin_database(config: Mapping[str, Any], plugin_id: str | None, *, base: P
     knex_client = KNEX_CLIENTS[plugin.client]
     if knex_client == "pg":
         found = _pg(plugin)
-        return replace(found, **search_path(found, settings))
+        return replace(found, **search_path(found, replace(settings, schema_mode=plugin.mode == "schema")))
     if plugin.mode != "database":
         why = "is only supported by the pg client" if plugin.mode == "schema" else "is not a plugin division mode"
         raise reader.error((*db, "pluginDivisionMode"), f"{plugin.mode!r} {why}, not {plugin.client}")

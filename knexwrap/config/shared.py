@@ -45,6 +45,7 @@ class BackendSettings:
     skip_migrations: bool = False  # the backend never runs this plugin's migrations at start
     ensure_exists: bool = True  # the backend creates the plugin's database when it is missing
     ensure_schema_exists: bool = False  # schema mode: the backend creates the schema (also when ensure_exists)
+    schema_mode: bool = False  # pluginDivisionMode schema: the plugin's schema is the backend's to create
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,17 @@ class Node:
         """One run of knexwrap's own script js/NAME with ENV added; the exit code is the caller's to judge."""
         return self._run([str(JS_DIR / name)], env)
 
+    def ensure(self, request: dict[str, Any]) -> bool:
+        """Create a missing database or schema (js/ensure.js); True when it was created, False when it existed.
+
+        ``request``: {"config": knex config without password, "kind": "database"|"schema", "name", "owner"?}.
+        """
+        run = self.script("ensure.js", {"KNEXWRAP_ENSURE": json.dumps(request)})
+        if run.exit_code != 0:
+            raise classify(run.stdout, run.stderr, run.exit_code)
+        created: bool = json.loads(run.stdout)["created"]
+        return created
+
     def _environment(self, extra: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
         env.update(extra, NO_COLOR="1", KNEX_PATH=str(self.project / "node_modules" / "knex" / "knex.js"))

@@ -13,6 +13,7 @@ from .. import errors
 from ..knex import parse
 from ..state import read as st
 from ..state.plugin import Target, neighbours, read_state
+from .ensure import Creation, create, creation_for
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Plan:
     names: tuple[str, ...]
     knex_args: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    creates: Creation | None = None  # the plugin's database or schema, created first (ensureExists)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Outcome:
     batch: int | None = None
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    creates: str | None = None  # what was (dry run: would be) created before the migrations ran
 
 
 def set_for_name(target: Target, name: str | None) -> Target:
@@ -83,20 +86,20 @@ def _refuse_if_locked(state: st.SetState, target: Target) -> None:
 
 
 def plan_latest(target: Target) -> Plan:
-    state = _checked(target)
-    return Plan("latest", "apply", state.pending, ("migrate:latest", "--verbose"))
+    state, creates = _checked_or_absent(target)
+    return Plan("latest", "apply", state.pending, ("migrate:latest", "--verbose"), creates=creates)
 
 
 def plan_up(target: Target, name: str | None) -> Plan:
-    state = _checked(target)
+    state, creates = _checked_or_absent(target)
     if name is None:
-        return Plan("up", "apply", state.pending[:1], ("migrate:up",))
+        return Plan("up", "apply", state.pending[:1], ("migrate:up",), creates=creates)
     wanted = _file_name(name, state.files)
     if wanted in state.applied_names:
         raise errors.MigrationNotFound(f'migration "{wanted}" is already applied: nothing to run')
     if wanted not in state.pending:
         raise errors.MigrationNotFound(f'migration "{wanted}" is not in {target.migrations.directory}')
-    return Plan("up", "apply", (wanted,), ("migrate:up", wanted))
+    return Plan("up", "apply", (wanted,), ("migrate:up", wanted), creates=creates)
 
 
 def plan_down(target: Target, name: str | None) -> Plan:
@@ -125,6 +128,15 @@ def plan_unlock(target: Target) -> Plan:
     return Plan("unlock", "unlock", names, ("migrate:unlock",))
 
 
+def _checked_or_absent(target: Target) -> tuple[st.SetState, Creation | None]:
+    """The set's state; for a database or schema the backend would create (ensureExists), an empty one."""
+    try:
+        return _checked(target), None
+    except errors.DatabaseMissing as missing:
+        creates = creation_for(target, missing)
+        return st.SetState(False, (), st.list_files(target.migrations.directory), False), creates
+
+
 def _checked(target: Target) -> st.SetState:
     state = read_state(target)
     _refuse_if_ahead(state)
@@ -142,7 +154,10 @@ def with_warnings(target: Target, plan: Plan) -> Plan:
 
 
 def dry_run(target: Target, plan: Plan) -> Outcome:
-    return Outcome(target.header(), plan.command, plan.action, plan.names, (), True, warnings=plan.warnings)
+    creates = str(plan.creates) if plan.creates else None
+    return Outcome(
+        target.header(), plan.command, plan.action, plan.names, (), True, warnings=plan.warnings, creates=creates
+    )
 
 
 def execute(target: Target, plan: Plan) -> Outcome:
@@ -150,6 +165,9 @@ def execute(target: Target, plan: Plan) -> Outcome:
     outcome = Outcome(target.header(), plan.command, plan.action, plan.names, (), False, warnings=plan.warnings)
     if not plan.names:
         return outcome
+    if plan.creates is not None:
+        create(target, plan.creates)
+        outcome = replace(outcome, creates=str(plan.creates))
     try:
         run = target.node.knex(list(plan.knex_args), target.knex_config())
     except (errors.MigrationFailed, errors.Timeout) as failure:
