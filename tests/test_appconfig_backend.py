@@ -320,3 +320,35 @@ def test_bare_folder_uses_app_config_client_and_server(mariadb: MariaServer, tmp
             assert status.out.startswith(f"(no plugin) in {target}, table knex_migrations\n"), extra
     finally:
         mysql_rows(mariadb, None, f"drop database if exists `{database}`")
+
+
+def test_mysql2_ensure_exists_creates_the_plugin_database_on_latest(mariadb: MariaServer, tmp_path: Path) -> None:
+    prefix = unique_name("kw_ens") + "_"
+    config = (
+        f"backend:\n  database:\n    client: mysql2\n    prefix: {prefix}\n    skipMigrations: true\n"
+        "    connection:\n      host: ${MYSQL_HOST}\n      port: ${MYSQL_PORT}\n      user: ${MYSQL_USER}\n"
+        "      password: ${MYSQL_PASSWORD}\n"
+    )
+    env = f"MYSQL_HOST={mariadb.host}\nMYSQL_PORT={mariadb.port}\nMYSQL_USER={mariadb.user}\n"
+    project = make_project(tmp_path / "backstage", {"app-config.yaml": config, ".env": env})
+    database = f"{prefix}catalog"
+    server = f"mysql://{mariadb.user}@{mariadb.host}:{mariadb.port}"
+
+    def databases() -> list[tuple[str, ...]]:
+        sql = f"select schema_name from information_schema.schemata where schema_name like '{prefix}%'"
+        return mysql_rows(mariadb, None, sql)
+
+    try:
+        assert knexwrap("status", "catalog", cwd=project).code == 7
+        assert databases() == []
+        latest = knexwrap("latest", "catalog", "--yes", "--json", cwd=project)
+        assert latest.code == 0, latest.err
+        creates = f'create database "{database}" in {server} (app-config ensureExists, as the backend does)'
+        assert (latest.json()["creates"], latest.json()["done"]) == (creates, CATALOG)
+        assert databases() == [(database,)]
+        rows = mysql_rows(mariadb, database, "select name from knex_migrations order by id")
+        assert rows == [(n,) for n in CATALOG]
+        assert knexwrap("status", "catalog", "--json", cwd=project).json()["skip_migrations"] is True
+    finally:
+        for (name,) in databases():
+            mysql_rows(mariadb, None, f"drop database if exists `{name}`")
