@@ -55,6 +55,7 @@ backend:
       password: ${MYSQL_PASSWORD}
 """
 
+SCHEMA_MODE = BackendSettings(schema_mode=True)
 PG_ENV = {
     "POSTGRES_HOST": "db.internal",
     "POSTGRES_PORT": "5432",
@@ -216,12 +217,14 @@ backend:
       password: ${POSTGRES_PASSWORD}
       database: backstage
 """
-    assert database_for(project, text, env=PG_ENV) == pg(database="backstage", schema="backstage_catalog")
+    assert database_for(project, text, env=PG_ENV) == pg(
+        database="backstage", schema="backstage_catalog", settings=SCHEMA_MODE
+    )
 
 
 def test_schema_mode_without_a_database_name_leaves_it_to_the_server(project: Path) -> None:
     text = PRODUCTION.replace("    client: pg\n", "    client: pg\n    pluginDivisionMode: schema\n")
-    assert database_for(project, text, env=PG_ENV) == pg(database=None, schema="catalog")
+    assert database_for(project, text, env=PG_ENV) == pg(database=None, schema="catalog", settings=SCHEMA_MODE)
 
 
 def test_role_is_the_base_role(project: Path) -> None:
@@ -491,8 +494,12 @@ backend:
     ("base", "local", "changed"),
     [
         ("", "prefix: dev_", {"database": "dev_catalog"}),
-        ("", "pluginDivisionMode: schema", {"database": None, "schema": "catalog"}),
-        ("    pluginDivisionMode: schema\n", "schemaPrefix: kw_", {"database": None, "schema": "kw_catalog"}),
+        ("", "pluginDivisionMode: schema", {"database": None, "schema": "catalog", "settings": SCHEMA_MODE}),
+        (
+            "    pluginDivisionMode: schema\n",
+            "schemaPrefix: kw_",
+            {"database": None, "schema": "kw_catalog", "settings": SCHEMA_MODE},
+        ),
     ],
 )
 def test_source_names_a_file_that_only_changes_how_the_database_is_named(
