@@ -95,6 +95,8 @@ def test_sqlite_skip_migrations_per_plugin_is_shown_and_doctor_names_the_fix(tmp
     assert text.endswith("skipMigrations: the backend will not apply the pending migrations (knexwrap latest does)\n")
     whole = knexwrap("status", "--json", cwd=project).json()
     assert {d["plugin"]: d["skip_migrations"] for d in whole["databases"]} == {"app": False, "catalog": True}
+    whole_text = knexwrap("status", cwd=project).out
+    assert f"{file}: skipMigrations: the backend will not apply its pending migrations\n" in whole_text
 
     doctor = knexwrap("doctor", "--json", cwd=project)
     skipped = [f for f in doctor.json()["findings"] if f["problem"] == "skipped"]
@@ -232,10 +234,9 @@ def test_two_plugins_configured_to_one_database_are_reported_as_sharing_it(
     whole = knexwrap("status", "--json", cwd=project)
     assert whole.code == 0, whole.err
     where = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{prefix}catalog"
-    assert (
-        f"app, catalog share the database {where}: one knex_migrations table holds all their migrations"
-        in (whole.json()["notes"])
-    )
+    note = f"app, catalog share the database {where}: one knex_migrations table holds all their migrations"
+    assert note in whole.json()["notes"]
+    assert f"note: {note}\n" in knexwrap("status", cwd=project).out
 
 
 def test_pg_ensure_exists_only_a_change_verb_creates_and_its_plan_says_so(

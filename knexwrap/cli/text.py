@@ -139,6 +139,9 @@ def _install(result: InstallReport, fmt: str, verbose: bool) -> str:
                     f"{db.database} {s.migrations_table}: missing {', '.join(s.names('missing')) or '-'}"
                     f"; pending {', '.join(s.names('pending')) or '-'}"
                 )
+        if db.skip_migrations and any(s.counts["pending"] for s in db.sets):
+            lines.append(f"{db.database}: skipMigrations: the backend will not apply its pending migrations")
+    lines += [f"note: {note}" for note in result.notes]
     return "\n".join(lines)
 
 
