@@ -837,3 +837,25 @@ def test_error_names_the_environment_variable_that_set_a_bad_value(project: Path
         "APP_CONFIG_backend_database_client: backend.database.client: unsupported client 'oracle': "
         "Backstage accepts pg, better-sqlite3, sqlite3, mysql2, mysql"
     )
+
+
+def test_knex_config_reaches_the_knex_settings_under_what_knexwrap_owns() -> None:
+    from knexwrap.config.connection import Connection
+
+    settings = BackendSettings(
+        knex_config={"debug": True, "pool": {"max": 3}, "acquireConnectionTimeout": 1, "searchPath": ["s", "public"]},
+        role="owner",
+    )
+    connection = Connection("pg", "db", "h", 5432, "u", schema="s", settings=settings)
+    # debug would print queries onto the output knexwrap parses; the time limit is knexwrap's own.
+    assert connection.knex_config(5000) == {
+        "pool": {"max": 3},
+        "acquireConnectionTimeout": 5000,
+        "searchPath": ["s", "public"],
+        "client": "pg",
+        "connection": {"host": "h", "port": 5432, "user": "u", "database": "db"},
+        "useNullAsDefault": False,
+        "knexwrapRole": "owner",
+    }
+    sqlite = Connection("better-sqlite3", "/x/catalog.sqlite", settings=settings)
+    assert "knexwrapRole" not in sqlite.knex_config(5000)

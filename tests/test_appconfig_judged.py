@@ -115,6 +115,25 @@ CASES: dict[str, tuple[dict[str, str], dict[str, str], list[str]]] = {
         {"DATABASE_URL": "postgresql://u:p%40ss@db:5432/backstage?sslmode=require"},
         [],
     ),
+    "plugin blocks with unset variables and APP_CONFIG_ under them": (
+        {
+            "app-config.yaml": PRODUCTION + "    plugin:\n      catalog:\n        connection:\n"
+            "          database: ${CATALOG_DB}\n          host: ${CATALOG_HOST:-}\n        role: ${NO_ROLE}\n"
+            "      auth:\n        connection: {$include: auth.yaml}\n",
+            "auth.yaml": "host: ${AUTH_HOST}\nuser: ${AUTH_USER:-auth}\nnested: {list: ['${AUTH_HOST}', b]}\n",
+        },
+        {**PG_ENV, "APP_CONFIG_backend_database_plugin_search_skipMigrations": "false"},
+        [],
+    ),
+    "one file overriding a connection string with a mapping, and back": (
+        {
+            "app-config.yaml": "backend:\n  database:\n    client: pg\n    connection: postgres://a@b/c\n",
+            "app-config.local.yaml": "backend:\n  database:\n    connection:\n      host: local\n",
+            "app-config.dev.yaml": "backend:\n  database:\n    connection: ${URL}\n",
+        },
+        {"BACKSTAGE_ENV": "dev", "URL": "postgres://x@y/z"},
+        [],
+    ),
     "YAML 1.2 scalars": (
         {
             "app-config.yaml": "backend:\n  database:\n    client: pg\n    connection:\n      host: on\n"

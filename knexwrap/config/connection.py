@@ -81,7 +81,8 @@ class Connection:
         """
         from .values import _lodash_merge
 
-        config = _lodash_merge({}, self.settings.knex_config)
+        # knexConfig.debug only makes knex print its queries, onto the output knexwrap parses: left out.
+        config = _lodash_merge({}, {k: v for k, v in self.settings.knex_config.items() if k != "debug"})
         config.update(
             client=self.client,
             connection=self.knex_connection(),
