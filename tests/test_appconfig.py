@@ -859,3 +859,18 @@ def test_knex_config_reaches_the_knex_settings_under_what_knexwrap_owns() -> Non
     }
     sqlite = Connection("better-sqlite3", "/x/catalog.sqlite", settings=settings)
     assert "knexwrapRole" not in sqlite.knex_config(5000)
+
+
+def test_client_flag_other_than_app_config_says_which_client_app_config_names(project: Path) -> None:
+    from knexwrap.config.connection import Options, build
+
+    config = load([write(project, "app-config.yaml", PRODUCTION)], PG_ENV)
+    with pytest.raises(ConfigError) as caught:
+        build(Options(client="mysql2"), "catalog", PG_ENV, config, project)
+    assert caught.value.message == "the mysql2 client needs --host and --user (app-config's client is pg, not mysql2)"
+    mysql = load([write(project, "app-config.yaml", PRODUCTION_MYSQL)], {"MYSQL_HOST": "m", "MYSQL_USER": "root"})
+    built = build(Options(client="mysql2"), "catalog", {}, mysql, project)
+    assert (built.host, built.user, built.port, built.database) == ("m", "root", 3306, "backstage_plugin_catalog")
+    assert built.notes == (
+        "backend.database.connection.port: ${MYSQL_PORT} is not set in app-config.yaml; using the default 3306",
+    )

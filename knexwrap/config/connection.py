@@ -153,6 +153,10 @@ def build(
         if found is not None and (wanted is None or wanted == CLIENTS.get(found.client)):
             connection = _from_appconfig(found, project, options.backend_cwd)
             return _with_flags(connection, options, plugin_id or "")
+        if found is not None:
+            # --client names another client than app-config: only the flags (and POSTGRES_*) describe it.
+            other = f"app-config's client is {found.client}, not {options.client}"
+            return _from_environment(options, plugin_id, env, other)
     return _from_environment(options, plugin_id, env)
 
 
@@ -203,7 +207,9 @@ def _with_flags(found: Connection, options: Options, plugin_id: str) -> Connecti
     return replace(found, **changes, source=f"{found.source} + command line") if changes else found
 
 
-def _from_environment(options: Options, plugin_id: str | None, env: Mapping[str, str]) -> Connection:
+def _from_environment(
+    options: Options, plugin_id: str | None, env: Mapping[str, str], other_client: str | None = None
+) -> Connection:
     client = CLIENTS[options.client or "pg"]
     if options.database is None and plugin_id is None:
         raise ConfigError("cannot tell which plugin database to use: pass --database")
@@ -212,7 +218,8 @@ def _from_environment(options: Options, plugin_id: str | None, env: Mapping[str,
         return _sqlite(client, options, plugin_id)
     if client == "mysql2":
         if not options.host or not options.user:
-            raise ConfigError("the mysql2 client needs --host and --user, or an app-config.yaml that names them")
+            why = f" ({other_client})" if other_client else ", or an app-config.yaml that names them"
+            raise ConfigError(f"the mysql2 client needs --host and --user{why}")
         return Connection(
             client=client,
             database=database,
