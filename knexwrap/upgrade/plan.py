@@ -78,7 +78,8 @@ def _set_plan(db: report.DatabaseReport, found: report.SetReport, target: Target
         version_now=found.version,
         version_target=target.versions.get(key),
         revert=revert,
-        applies_on_start=tuple(n for n in wanted if n not in set(applied)),
+        # skipMigrations: the backend applies nothing of this database when it starts.
+        applies_on_start=() if db.skip_migrations else tuple(n for n in wanted if n not in set(applied)),
         without_transaction=st.without_transaction(found.migrations_directory, revert),
         files_from="install" if set(applied) <= installed else "archive",
         recorded=tuple(applied),
