@@ -157,6 +157,31 @@ def test_pg_knex_config_search_path_keeps_the_tables_in_its_schema(pg: PgServer,
     }
     assert opened.knex_config()["searchPath"] == ["tenant"]
 
+    # And it is honoured: like the backend, knex applies the pending file although the table records one
+    # that is not in the folder (without it: "the migration directory is corrupt").
+    down = knexwrap("down", "catalog", CATALOG[-1], "--yes", cwd=project)
+    assert down.code == 0, down.err
+    newer = "20990101000000_newer.js"
+    psql_rows(
+        pg, database, f"insert into tenant.knex_migrations (name, batch, migration_time) values ('{newer}', 2, now())"
+    )
+    again = knexwrap("latest", "catalog", "--yes", cwd=project)
+    assert again.code == 0, again.err
+    assert pg_rows(pg, database, "tenant.knex_migrations")() == [
+        *((n, 1) for n in CATALOG[:3]),
+        (newer, 2),
+        (CATALOG[3], 3),
+    ]
+    # The app's database is absent: created, it would not hold the schema knexConfig names (the backend
+    # fails there half-way); knexwrap says so and creates nothing.
+    app = knexwrap("latest", "app", "--yes", cwd=project)
+    assert (app.code, app.out) == (7, "")
+    assert app.err == (
+        f'knexwrap: error: database "{prefix}app" does not exist, and knexConfig.searchPath puts the tables in '
+        'schema "tenant", which a new database would not have: create the database and the schema first\n'
+    )
+    assert psql_rows(pg, "postgres", f"select count(*) from pg_database where datname = '{prefix}app'") == [("0",)]
+
 
 def test_pg_schema_mode_merges_knex_config_search_path(pg: PgServer, prefix: str, tmp_path: Path) -> None:
     config = PG_TEMPLATE.format(prefix=prefix).replace(

@@ -139,7 +139,9 @@ def _checked_or_absent(target: Target) -> tuple[st.SetState, Creation | None]:
 
 def _checked(target: Target) -> st.SetState:
     state = read_state(target)
-    _refuse_if_ahead(state)
+    # knexConfig.migrations.disableMigrationsListValidation: knex (and the backend) run despite missing files.
+    if not target.knex_config()["migrations"].get("disableMigrationsListValidation"):
+        _refuse_if_ahead(state)
     _refuse_if_locked(state, target)
     return state
 

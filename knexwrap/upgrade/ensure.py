@@ -39,6 +39,13 @@ def creation_for(target: Target, missing: errors.DatabaseMissing) -> Creation:
         return Creation("schema", c.schema, c.target().rsplit(" schema ", 1)[0])
     from_appconfig = "command line" not in c.source and not c.source.startswith("environment")
     if not schema_missing and settings.ensure_exists and from_appconfig and c.database:
+        if c.schema is not None and not settings.schema_mode and c.schema != "public":
+            # knex would fail in the new, empty database ("no schema has been selected to create in") after
+            # knexwrap created it: a half-done change. The backend fails the same way; say it up front.
+            raise errors.DatabaseMissing(
+                f'{missing.message}, and knexConfig.searchPath puts the tables in schema "{c.schema}", which a '
+                "new database would not have: create the database and the schema first"
+            )
         server = conn.Connection(c.client, "", c.host, c.port, c.user).target().rstrip("/")
         return Creation("database", c.database, server)
     raise missing
