@@ -890,3 +890,16 @@ def test_downgrade_plan_counts_nothing_applied_at_start_under_skip_migrations() 
         planned = _set_plan(db, found, target, key)
         assert planned is not None
         assert (planned.revert, planned.applies_on_start) == (("3_c.js",), on_start)
+
+
+def test_sqlite_flags_keep_the_backend_settings_of_app_config(project: Path) -> None:
+    from knexwrap.config.connection import Options, build
+
+    text = (
+        "backend:\n  database:\n    client: better-sqlite3\n    skipMigrations: true\n    connection: {directory: db}\n"
+    )
+    config = load([write(project, "app-config.yaml", text)], {})
+    (project / "elsewhere").mkdir()
+    built = build(Options(sqlite_dir="elsewhere"), "catalog", {}, config, project)
+    assert (built.database, built.source) == (str(project / "elsewhere" / "catalog.sqlite"), "command line")
+    assert built.settings.skip_migrations is True

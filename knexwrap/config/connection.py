@@ -194,7 +194,8 @@ def _with_flags(found: Connection, options: Options, plugin_id: str) -> Connecti
     """Flags given on the command line win over app-config, field by field."""
     if found.is_sqlite:
         if options.database or options.sqlite_dir:
-            return replace(_sqlite(found.client, options, Path(found.database).stem), source="command line")
+            located = _sqlite(found.client, options, Path(found.database).stem)
+            return replace(located, source="command line", settings=found.settings)
         return found
     changes: dict[str, Any] = {}
     if options.prefix is not None and options.database is None and not found.schema:
