@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KNEXWRAP := $(VENV)/bin/knexwrap
 PROJECT := fixtures/project
+TOOLS := fixtures/tools
 DEMO_DIR := .demo
 
 .PHONY: help install node demo test lint bench clean pre-upgrade post-upgrade downgrade
@@ -18,7 +19,7 @@ help:
 	@echo "make downgrade TO=<target>  plan, then downgrade to an older install folder or a snapshot file"
 
 install: $(VENV)/.installed
-node: $(PROJECT)/node_modules/.installed
+node: $(PROJECT)/node_modules/.installed $(TOOLS)/node_modules/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,11 @@ $(VENV)/.installed: pyproject.toml
 
 $(PROJECT)/node_modules/.installed: $(PROJECT)/package.json $(PROJECT)/package-lock.json
 	cd $(PROJECT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# yarn 1 and yarn 4, for the tests that make repositories with a real `yarn install`.
+$(TOOLS)/node_modules/.installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json
+	cd $(TOOLS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo: install node

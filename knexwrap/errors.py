@@ -34,6 +34,12 @@ class PluginAmbiguous(ConfigError):
     code = "plugin_ambiguous"
 
 
+class NoPlugins(ConfigError):
+    """A whole-install command found no backend plugin in the repository it searched."""
+
+    code = "no_plugins"
+
+
 class ToolMissing(KnexwrapError):
     code, exit_code = "tool_missing", 4
 

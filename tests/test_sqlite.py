@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import PLUGINS, knexwrap, sqlite_rows, sqlite_tables
+from helpers import PLUGINS, PROJECT, knexwrap, sqlite_rows, sqlite_tables
 
 CATALOG = [
     "20240101000000_init.js",
@@ -86,6 +86,8 @@ def test_status_text_and_json_after_two_ups(sqlite_dir: Path) -> None:
         "database": str(db),
         "migrations_table": "knex_migrations",
         "migrations_directory": str(PLUGINS / "catalog" / "migrations"),
+        "root": str(PROJECT),
+        "knex_version": "3.3.0",
         "state": "behind",
         "table_exists": True,
         "current_version": "20240201000000",

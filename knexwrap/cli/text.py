@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for annotations only: rendering a status must not import the downgrade machinery
     from ..state.plugin import Current, Status
     from ..state.report import DatabaseReport, InstallReport, SetReport
+    from ..state.repository import Repository
     from ..state.whole import ConfigReport, SetsReport
     from ..upgrade.archive import ArchiveResult
     from ..upgrade.changes import Outcome
@@ -84,6 +86,8 @@ def _set_line(report: SetReport) -> str:
 def _status(result: Status, fmt: str, verbose: bool) -> str:
     primary = result.primary
     lines = [where(result.target), "", _migrations(primary, fmt, verbose), "", _summary(primary)]
+    if verbose:  # the JSON always names them; the plain table stays the one operators script against
+        lines.append(f"repository: {result.target['root']} (knex {result.target['knex_version'] or 'not installed'})")
     if primary.counts["missing"]:
         lines.append(
             "missing: recorded in the database but absent from the folder (the database is ahead of this code)"
@@ -124,6 +128,25 @@ def _database_rows(db: DatabaseReport) -> list[list[Any]]:
     return rows
 
 
+def repository_lines(repo: Repository | None) -> list[str]:
+    """The repository part of a report: root, backend package(s), knex, other copies, plugins not loaded."""
+    if repo is None:
+        return []
+    root = Path(repo.root)
+    backends = ", ".join(str(Path(b).relative_to(root)) if Path(b).is_relative_to(root) else b for b in repo.backends)
+    lines = [f"repository: {repo.root} (backend: {backends or 'none'}; knex {repo.knex_version or 'not installed'})"]
+    lines += [
+        f"other copy: {o.package} {o.version} at {o.folder} (not loaded; the backend loads {o.used_version})"
+        for o in repo.other_copies
+    ]
+    lines += [
+        f"not loaded: {n.package} {n.version} ({n.plugin_id or 'no plugin id'}) at {n.folder}: "
+        "installed, but no backend package depends on it"
+        for n in repo.not_loaded
+    ]
+    return lines
+
+
 def _install(result: InstallReport, fmt: str, verbose: bool) -> str:
     rows = [row for db in result.databases for row in _database_rows(db)]
     headers = ["database", "set", "table", "applied", "pending", "missing", "current", "lock", "last batch", "state"]
@@ -136,7 +159,7 @@ def _install(result: InstallReport, fmt: str, verbose: bool) -> str:
                     f"{db.database} {s.migrations_table}: missing {', '.join(s.names('missing')) or '-'}"
                     f"; pending {', '.join(s.names('pending')) or '-'}"
                 )
-    return "\n".join(lines)
+    return "\n".join(lines + repository_lines(result.repository))
 
 
 def _outcome(result: Outcome, fmt: str) -> str:
@@ -170,7 +193,7 @@ def _config(result: ConfigReport, fmt: str) -> str:
         if r.schema:
             where += f" schema {r.schema}"
         rows.append([r.plugin, r.client, where, r.user or "", r.password, "\n".join(r.migrations_tables), r.source])
-    return table(rows, headers, fmt)
+    return "\n".join([table(rows, headers, fmt), *repository_lines(result.repository)])
 
 
 def downgrade_plan(plan: DowngradePlan, fmt: str) -> str:
@@ -240,4 +263,4 @@ def _sets(result: SetsReport, fmt: str) -> str:
     for r in result.sets:
         where = "every plugin database" if r.plugin == "*" else "\n".join(r.databases)
         rows.append([r.plugin, r.package or "", r.version or "", r.migrations_table, r.migrations_directory, where])
-    return table(rows, headers, fmt)
+    return "\n".join([table(rows, headers, fmt), *repository_lines(result.repository)])

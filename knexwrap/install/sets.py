@@ -9,10 +9,12 @@ below, not code.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import backend
+from .root import read_meta
 
 EVERY_PLUGIN = "*"  # a set that lives in every plugin database that uses it
 
@@ -56,22 +58,8 @@ KNOWN: tuple[Known, ...] = (
 )
 
 
-def package_folders(node_modules: Path) -> list[Path]:
-    folders: list[Path] = []
-    for entry in sorted(os.scandir(node_modules), key=lambda e: e.name):
-        if entry.name.startswith("@") and entry.is_dir():
-            folders.extend(Path(sub.path) for sub in sorted(os.scandir(entry.path), key=lambda e: e.name))
-        elif not entry.name.startswith("."):
-            folders.append(Path(entry.path))
-    return folders
-
-
 def _meta(folder: Path) -> dict[str, object]:
-    try:
-        data = json.loads((folder / "package.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_meta(folder)
 
 
 def _plugin_id(meta: dict[str, object]) -> str | None:
@@ -105,12 +93,13 @@ def _set(meta: dict[str, object], directory: Path, table: str, plugin_id: str) -
 
 @functools.lru_cache(maxsize=8)
 def discover_all(project: Path) -> tuple[MigrationSet, ...]:
-    """Every set in node_modules: known ones by the table above, others by backstage.pluginId."""
+    """Every set of the packages the backend loads (install/backend.py): known ones by the table
+    above, others by backstage.pluginId and their migrations folder."""
     candidates: list[tuple[int, MigrationSet]] = []
-    for folder in package_folders(project / "node_modules"):
+    for package in backend.load(project).packages:
+        folder, meta = package.folder, package.meta
         if not os.path.isdir(folder / "migrations"):
-            continue  # one stat per package: real installs hold thousands
-        meta = _meta(folder)
+            continue
         found = _known_sets(folder, meta)
         plugin = _plugin_id(meta)
         if not found and plugin:
@@ -122,6 +111,14 @@ def discover_all(project: Path) -> tuple[MigrationSet, ...]:
         key = (str(one.plugin_id), one.table, "" if one.plugin_id == EVERY_PLUGIN else str(one.package))
         sets.setdefault(key, one)
     return tuple(sorted(sets.values(), key=lambda s: (s.plugin_id == EVERY_PLUGIN, str(s.plugin_id), s.table)))
+
+
+def plugin_ids(project: Path) -> tuple[str, ...]:
+    """Every plugin id with a database: the plugins' own sets, and plugins (not modules) the backend
+    loads that ship no set of their own (their database holds only the core sets, if any), sorted."""
+    ids = {str(s.plugin_id) for s in discover_all(project) if s.plugin_id not in (EVERY_PLUGIN, None)}
+    ids |= {p.plugin_id for p in backend.load(project).plugins if p.plugin_id and p.role == "backend-plugin"}
+    return tuple(sorted(ids))
 
 
 def plugin_sets(sets: tuple[MigrationSet, ...]) -> list[MigrationSet]:

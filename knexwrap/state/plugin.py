@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import errors
 from ..config import connection as conn
-from ..install import plugins, sets
+from ..install import backend, plugins, sets
 from ..install.sets import MigrationSet
 from ..knex import parse
 from ..knex.node import PASSWORD_ENV, Node
@@ -44,7 +44,15 @@ class Target:
             "database": self.connection.target(),
             "migrations_table": self.migrations.table,
             "migrations_directory": self.migrations.directory,
+            "root": str(self.project),
+            "knex_version": knex_version(self.project),
         }
+
+
+def knex_version(project: Path) -> str | None:
+    """The version of the knex the backend loads (install/backend.py), None when none is installed."""
+    found = backend.load(project).knex
+    return found.version if found else None
 
 
 def open_target(

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from ..install.sets import MigrationSet
 from . import read as st
+from .repository import Repository
 
 # Worst first: the state of a database is the worst state of its sets.
-SEVERITY = ("unreachable", "ahead", "locked", "behind", "absent", "in sync", "orphan")
+# "unused": a plugin with no set of its own whose database does not exist (it never needed one).
+SEVERITY = ("unreachable", "ahead", "locked", "behind", "absent", "in sync", "unused", "orphan")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class DatabaseReport:
 class InstallReport:
     databases: tuple[DatabaseReport, ...]
     notes: tuple[str, ...] = ()
+    repository: Repository | None = None
 
     def count(self, wanted: str) -> int:
         return sum(1 for d in self.databases if d.state == wanted)

@@ -17,7 +17,7 @@ from ..install import sets
 from ..install.plugins import find_project
 from ..knex.node import Node
 from . import read as st
-from . import report
+from . import report, repository
 from .plugin import reader_entry
 
 
@@ -40,7 +40,12 @@ def plan(options: conn.Options, project_dir: str | None, cwd: Path | None = None
     env = conn.load_environment(project, options.env_file)
     config = conn.load_config(project, options, env)
     shared = sets.shared_sets(found)
-    by_plugin: dict[str, list[sets.MigrationSet]] = {}
+    by_plugin: dict[str, list[sets.MigrationSet]] = {plugin: [] for plugin in sets.plugin_ids(project)}
+    if not by_plugin:
+        raise errors.NoPlugins(
+            f"no Backstage backend plugin found in {project}: run knexwrap inside the Backstage repository "
+            "(after yarn install) or pass --project-dir"
+        )
     for one in sets.plugin_sets(found):
         by_plugin.setdefault(str(one.plugin_id), []).append(one)
     for plugin in by_plugin:
@@ -88,10 +93,10 @@ def _database(
     plugin: str, connection: conn.Connection, p: Plan, result: dict[str, Any] | None
 ) -> report.DatabaseReport:
     where = connection.target()
-    if result is None:
-        return report.DatabaseReport(plugin, connection.client, where, "absent", None, ())
-    if st.missing_database(result):
-        return report.DatabaseReport(plugin, connection.client, where, "absent", None, ())
+    if result is None or st.missing_database(result):
+        # A plugin that ships no set of its own needs a database only once it uses a core service.
+        own = any(s.plugin_id != sets.EVERY_PLUGIN for s in p.sets_by_plugin[plugin])
+        return report.DatabaseReport(plugin, connection.client, where, "absent" if own else "unused", None, ())
     if "error" in result:
         message = st.reader_error(result).message
         return report.DatabaseReport(plugin, connection.client, where, "unreachable", message, ())
@@ -146,7 +151,7 @@ def read(p: Plan, timeout: float, progress: Callable[[str], None] | None = None)
     results = {r["id"]: r for r in node.read(targets, progress=progress)} if targets else {}
     databases = [_database(plugin, c, p, results.get(plugin)) for plugin, c in p.databases.items()]
     orphans, notes = _orphans(p, results)
-    return report.InstallReport(tuple(databases + orphans), tuple(notes))
+    return report.InstallReport(tuple(databases + orphans), tuple(notes), repository.describe(p.project))
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,7 @@ class ConfigRow:
 @dataclass(frozen=True)
 class ConfigReport:
     plugins: tuple[ConfigRow, ...]
+    repository: repository.Repository | None = None
 
 
 def describe(options: conn.Options, *, project_dir: str | None = None, plugin: str | None = None) -> ConfigReport:
@@ -192,7 +198,7 @@ def describe(options: conn.Options, *, project_dir: str | None = None, plugin: s
                     migrations_tables=tuple(dict.fromkeys(s.table for s in p.sets_by_plugin[ident])),
                 )
             )
-    return ConfigReport(tuple(rows))
+    return ConfigReport(tuple(rows), repository.describe(p.project))
 
 
 @dataclass(frozen=True)
@@ -208,6 +214,7 @@ class SetRow:
 @dataclass(frozen=True)
 class SetsReport:
     sets: tuple[SetRow, ...]
+    repository: repository.Repository | None = None
 
 
 def list_sets(options: conn.Options, *, project_dir: str | None = None) -> SetsReport:
@@ -218,4 +225,4 @@ def list_sets(options: conn.Options, *, project_dir: str | None = None) -> SetsR
         owners = list(p.databases) if one.plugin_id == sets.EVERY_PLUGIN else [str(one.plugin_id)]
         where = tuple(p.databases[o].target() for o in owners if o in p.databases)
         rows.append(SetRow(str(one.plugin_id), one.package, one.version, one.directory, one.table, where))
-    return SetsReport(tuple(rows))
+    return SetsReport(tuple(rows), repository.describe(p.project))
