@@ -64,6 +64,13 @@ class DatabaseMissing(KnexwrapError):
     code, exit_code = "database_missing", 7
 
 
+class WrongFolder(KnexwrapError):
+    """The set's table holds rows of another installed set: a folder pointed at the wrong database,
+    or two sets sharing one table. Changing it would write one package's files into another's table."""
+
+    code, exit_code = "wrong_folder", 8
+
+
 class CorruptDirectory(KnexwrapError):
     """The database records migrations whose files are not in the folder: it is ahead of the code."""
 

@@ -83,6 +83,19 @@ def _set_line(report: SetReport) -> str:
     return f"{report.migrations_table} ({report.package}{version}): {_summary(report)}; {report.state}"
 
 
+def other_rows_lines(prefix: str, report: SetReport) -> list[str]:
+    """What a set's table holds that is not its own: rows of other sets, or a conflict over the table."""
+    lines = []
+    if report.state == "conflict":
+        lines.append(f"{prefix}conflict: another installed set keeps its rows in this table too (see knexwrap doctor)")
+    by_owner: dict[str, list[str]] = {}
+    for row in report.rows_of_other_sets:
+        by_owner.setdefault(f"{row.package} ({row.migrations_table})", []).append(row.name)
+    for owner, names in by_owner.items():
+        lines.append(f"{prefix}{len(names)} rows belong to {owner}, not to {report.package}: {', '.join(names)}")
+    return lines
+
+
 def _status(result: Status, fmt: str, verbose: bool) -> str:
     primary = result.primary
     lines = [where(result.target), "", _migrations(primary, fmt, verbose), "", _summary(primary)]
@@ -94,6 +107,7 @@ def _status(result: Status, fmt: str, verbose: bool) -> str:
         )
     if primary.locked:
         lines.append("lock: HELD (if no backend or knex is running, release it with knexwrap unlock)")
+    lines += other_rows_lines("", primary)
     if result.other_sets:
         lines += ["", "other migration sets in this database:"]
     for other in result.other_sets:
@@ -154,6 +168,7 @@ def _install(result: InstallReport, fmt: str, verbose: bool) -> str:
     lines = [table(rows, headers, fmt), "", f"{len(result.databases)} databases: {summary or 'none'}"]
     for db in result.databases:
         for s in db.sets:
+            lines += other_rows_lines(f"{db.database} {s.migrations_table}: ", s)
             if s.counts["missing"] or (verbose and s.counts["pending"]):
                 lines.append(
                     f"{db.database} {s.migrations_table}: missing {', '.join(s.names('missing')) or '-'}"

@@ -18,7 +18,7 @@ from ..install.plugins import find_project
 from ..knex.node import Node
 from . import read as st
 from . import report, repository
-from .plugin import reader_entry
+from .plugin import reader_entry, unclaimed
 
 
 @dataclass(frozen=True)
@@ -83,14 +83,20 @@ def _targets(p: Plan, timeout: float) -> list[dict[str, Any]]:
         if connection.is_sqlite and not Path(connection.database).is_file():
             continue  # absent: opening it would create it
         tables = list(dict.fromkeys(s.table for s in p.sets_by_plugin[plugin]))
-        targets.append(reader_entry(connection, tables, timeout, plugin))
+        targets.append(reader_entry(connection, tables, timeout, plugin, every_set=True))
     for ident, server in _servers(p).items():
         targets.append({**reader_entry(server, [], timeout, ident), "listDatabases": True})
     return targets
 
 
+def shared_tables(found: list[sets.MigrationSet]) -> set[str]:
+    """Tables that two of these sets (one database's) would both keep their rows in: a conflict."""
+    tables = [s.table for s in found]
+    return {t for t in tables if tables.count(t) > 1}
+
+
 def _database(
-    plugin: str, connection: conn.Connection, p: Plan, result: dict[str, Any] | None
+    plugin: str, connection: conn.Connection, p: Plan, result: dict[str, Any] | None, owners: report.Claims
 ) -> report.DatabaseReport:
     where = connection.target()
     if result is None or st.missing_database(result):
@@ -101,10 +107,12 @@ def _database(
         message = st.reader_error(result).message
         return report.DatabaseReport(plugin, connection.client, where, "unreachable", message, ())
     reports = []
+    clashes = shared_tables(p.sets_by_plugin[plugin])
     for one in p.sets_by_plugin[plugin]:
         read = st.from_reader(result, one.table, one.directory)
         if read.table_exists or one.plugin_id != sets.EVERY_PLUGIN:
-            reports.append(report.set_report(one, read))
+            reports.append(report.set_report(one, read, owners, one.table in clashes))
+    reports += unclaimed(result, p.sets_by_plugin[plugin], plugin)
     state = report.worst([r.state for r in reports])
     return report.DatabaseReport(plugin, connection.client, where, state, None, tuple(reports))
 
@@ -149,7 +157,8 @@ def read(p: Plan, timeout: float, progress: Callable[[str], None] | None = None)
     node = Node(p.project, timeout, next(iter(passwords), None))
     targets = _targets(p, timeout)
     results = {r["id"]: r for r in node.read(targets, progress=progress)} if targets else {}
-    databases = [_database(plugin, c, p, results.get(plugin)) for plugin, c in p.databases.items()]
+    owners = report.claims(sets.discover_all(p.project))
+    databases = [_database(plugin, c, p, results.get(plugin), owners) for plugin, c in p.databases.items()]
     orphans, notes = _orphans(p, results)
     return report.InstallReport(tuple(databases + orphans), tuple(notes), repository.describe(p.project))
 
@@ -209,6 +218,7 @@ class SetRow:
     migrations_directory: str
     migrations_table: str
     databases: tuple[str, ...]  # where it lives (a shared set: every plugin database)
+    source: str = "table"  # who named its folder and table: "code", "table" or "package.json" (install/sets.py)
 
 
 @dataclass(frozen=True)
@@ -224,5 +234,5 @@ def list_sets(options: conn.Options, *, project_dir: str | None = None) -> SetsR
     for one in sets.discover_all(p.project):
         owners = list(p.databases) if one.plugin_id == sets.EVERY_PLUGIN else [str(one.plugin_id)]
         where = tuple(p.databases[o].target() for o in owners if o in p.databases)
-        rows.append(SetRow(str(one.plugin_id), one.package, one.version, one.directory, one.table, where))
+        rows.append(SetRow(str(one.plugin_id), one.package, one.version, one.directory, one.table, where, one.source))
     return SetsReport(tuple(rows), repository.describe(p.project))
