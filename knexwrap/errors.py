@@ -34,6 +34,11 @@ class PluginAmbiguous(ConfigError):
     code = "plugin_ambiguous"
 
 
+class SettingMissing(ConfigError):
+    """No connection is configured for a plugin: a setting (host, user) is missing everywhere.
+    Same code as ConfigError: `plugins` and `config` report it per plugin instead of failing."""
+
+
 class NoPlugins(ConfigError):
     """A whole-install command found no backend plugin in the repository it searched."""
 

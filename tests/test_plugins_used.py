@@ -110,3 +110,26 @@ def test_without_a_database_it_is_unused_and_fails_no_check(project: Path, pg: P
     assert (db["plugin"], db["state"], db["sets"]) == ("techdocs", "unused", [])
     doctor = knexwrap("doctor", "--json", "--prefix", prefix, cwd=project, env=env)
     assert doctor.code == 0, doctor.out
+
+
+def test_plugins_and_config_need_no_connection(project: Path) -> None:
+    """Nothing configured at all: both list what is installed and say which setting is missing."""
+    missing = "POSTGRES_HOST is not set (set it in the environment or .env, or pass --host)"
+    plugins = knexwrap("plugins", "--json", cwd=project)
+    assert plugins.code == 0, plugins.err
+    doc = plugins.json()
+    assert [(s["plugin"], s["migrations_table"], s["databases"]) for s in doc["sets"]] == [
+        ("*", KEYS_TABLE, []),
+        ("*", "backstage_backend_tasks__knex_migrations", []),
+    ]
+    assert [(p["plugin"], p["package"], p["version"], p["sets"]) for p in doc["plugins"]] == [
+        ("techdocs", TECHDOCS, "2.4.3", 0)
+    ]
+    assert doc["missing"] == [f"techdocs: {missing}"]
+    text = knexwrap("plugins", cwd=project)
+    assert f"plugin without migrations of its own: techdocs ({TECHDOCS} 2.4.3)" in text.out
+    assert f"no connection for techdocs: {missing}" in text.out
+    config = knexwrap("config", "--json", cwd=project)
+    assert config.code == 0, config.err
+    [row] = config.json()["plugins"]
+    assert (row["plugin"], row["host"], row["missing"]) == ("techdocs", None, missing)

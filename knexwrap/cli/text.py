@@ -204,7 +204,7 @@ def _config(result: ConfigReport, fmt: str) -> str:
     headers = ["plugin", "client", "where", "user", "password", "migrations tables", "from"]
     rows = []
     for r in result.plugins:
-        where = r.sqlite_file or f"{r.host}:{r.port}/{r.database}"
+        where = f"no connection: {r.missing}" if r.missing else r.sqlite_file or f"{r.host}:{r.port}/{r.database}"
         if r.schema:
             where += f" schema {r.schema}"
         rows.append([r.plugin, r.client, where, r.user or "", r.password, "\n".join(r.migrations_tables), r.source])
@@ -278,4 +278,11 @@ def _sets(result: SetsReport, fmt: str) -> str:
     for r in result.sets:
         where = "every plugin database" if r.plugin == "*" else "\n".join(r.databases)
         rows.append([r.plugin, r.package or "", r.version or "", r.migrations_table, r.migrations_directory, where])
-    return "\n".join([table(rows, headers, fmt), *repository_lines(result.repository)])
+    lines = [table(rows, headers, fmt)]
+    lines += [
+        f"plugin without migrations of its own: {p.plugin or '(no plugin id)'} ({p.package} {p.version or ''})".rstrip()
+        for p in result.plugins
+        if not p.sets
+    ]
+    lines += [f"no connection for {why}" for why in result.missing]
+    return "\n".join(lines + repository_lines(result.repository))

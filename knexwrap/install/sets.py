@@ -155,6 +155,11 @@ def discover_all(project: Path) -> tuple[MigrationSet, ...]:
     return tuple(sorted(sets.values(), key=lambda s: (s.plugin_id == EVERY_PLUGIN, str(s.plugin_id), s.table)))
 
 
+def plugin_id_of(package: Package) -> str | None:
+    """A package's plugin id: backstage.pluginId of its package.json, else the first its code names."""
+    return package.plugin_id or next(iter(code_facts(package).plugin_ids), None)
+
+
 def plugin_ids(project: Path) -> tuple[str, ...]:
     """Every plugin id with a database: the plugins' own sets, and plugins (not modules) the backend
     loads that ship no set of their own (their database holds only the core sets, if any), sorted."""

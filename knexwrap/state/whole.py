@@ -7,13 +7,13 @@ and databases that cannot be reached are rows of the report, not failures of the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import errors
 from ..config import connection as conn
-from ..install import sets
+from ..install import backend, sets
 from ..install.plugins import find_project
 from ..knex.node import Node
 from . import read as st
@@ -30,9 +30,14 @@ class Plan:
     sets_by_plugin: dict[str, list[sets.MigrationSet]]
     prefix: str
     flags: str = ""  # the options that chose these databases, to repeat in a printed command
+    missing: dict[str, str] = field(default_factory=dict)  # plugin id -> the setting its connection lacks
 
 
-def plan(options: conn.Options, project_dir: str | None, cwd: Path | None = None) -> Plan:
+def plan(options: conn.Options, project_dir: str | None, cwd: Path | None = None, lenient: bool = False) -> Plan:
+    """Every plugin database of the install with the sets that may live in it.
+
+    `lenient` (plugins, config): a plugin whose connection cannot be built (a setting is missing) is
+    kept in `missing` with the reason instead of failing the whole plan."""
     if options.database:
         raise errors.ConfigError("--database names one database: give a PLUGIN, or leave --database out")
     project = find_project(cwd or Path.cwd(), project_dir)
@@ -50,8 +55,15 @@ def plan(options: conn.Options, project_dir: str | None, cwd: Path | None = None
         by_plugin.setdefault(str(one.plugin_id), []).append(one)
     for plugin in by_plugin:
         by_plugin[plugin] += shared
-    databases = {plugin: conn.build(options, plugin, env, config, project) for plugin in sorted(by_plugin)}
-    return Plan(project, databases, by_plugin, _prefix(options, config), conn.as_flags(options))
+    databases, missing = {}, {}
+    for plugin in sorted(by_plugin):
+        try:
+            databases[plugin] = conn.build(options, plugin, env, config, project)
+        except errors.SettingMissing as failure:
+            if not lenient:
+                raise
+            missing[plugin] = failure.message
+    return Plan(project, databases, by_plugin, _prefix(options, config), conn.as_flags(options), missing)
 
 
 def _prefix(options: conn.Options, config: Mapping[str, Any] | None) -> str:
@@ -176,6 +188,7 @@ class ConfigRow:
     user: str | None
     password: str  # "set" or "not set": the value itself is never shown
     migrations_tables: tuple[str, ...]
+    missing: str | None = None  # why no connection could be built (the setting that is missing)
 
 
 @dataclass(frozen=True)
@@ -186,11 +199,17 @@ class ConfigReport:
 
 def describe(options: conn.Options, *, project_dir: str | None = None, plugin: str | None = None) -> ConfigReport:
     """Where each plugin's connection comes from and where it points: `knexwrap config`."""
-    p = plan(options, project_dir)
-    if plugin is not None and plugin not in p.databases:
-        raise errors.PluginNotFound(f"no installed plugin {plugin!r}; found: {', '.join(p.databases) or 'none'}")
+    p = plan(options, project_dir, lenient=True)
+    if plugin is not None and plugin not in p.sets_by_plugin:
+        raise errors.PluginNotFound(f"no installed plugin {plugin!r}; found: {', '.join(p.sets_by_plugin) or 'none'}")
     rows = []
-    for ident, c in p.databases.items():
+    for ident in sorted(p.sets_by_plugin):
+        tables = tuple(dict.fromkeys(s.table for s in p.sets_by_plugin[ident]))
+        if ident in p.missing and plugin in (None, ident):
+            none = (None, None, None, None, None, None)
+            rows.append(ConfigRow(ident, "", options.client or "", *none, "not set", tables, p.missing[ident]))
+            continue
+        c = p.databases[ident]
         if plugin in (None, ident):
             rows.append(
                 ConfigRow(
@@ -204,7 +223,7 @@ def describe(options: conn.Options, *, project_dir: str | None = None, plugin: s
                     sqlite_file=c.database if c.is_sqlite else None,
                     user=c.user,
                     password="set" if c.password else "not set",
-                    migrations_tables=tuple(dict.fromkeys(s.table for s in p.sets_by_plugin[ident])),
+                    migrations_tables=tables,
                 )
             )
     return ConfigReport(tuple(rows), repository.describe(p.project))
@@ -222,17 +241,38 @@ class SetRow:
 
 
 @dataclass(frozen=True)
+class PluginRow:
+    """A backend plugin or module the backend loads, with or without sets of its own."""
+
+    plugin: str | None  # its plugin id (package.json, else its code); None when neither names one
+    package: str
+    version: str | None
+    role: str | None
+    folder: str
+    sets: int  # how many migration sets it ships
+
+
+@dataclass(frozen=True)
 class SetsReport:
     sets: tuple[SetRow, ...]
     repository: repository.Repository | None = None
+    plugins: tuple[PluginRow, ...] = ()
+    missing: tuple[str, ...] = ()  # "<plugin>: <the setting its connection lacks>"
 
 
 def list_sets(options: conn.Options, *, project_dir: str | None = None) -> SetsReport:
     """Every installed migration set and the database(s) it belongs to: `knexwrap plugins`."""
-    p = plan(options, project_dir)
+    p = plan(options, project_dir, lenient=True)
     rows = []
-    for one in sets.discover_all(p.project):
+    found = sets.discover_all(p.project)
+    for one in found:
         owners = list(p.databases) if one.plugin_id == sets.EVERY_PLUGIN else [str(one.plugin_id)]
         where = tuple(p.databases[o].target() for o in owners if o in p.databases)
         rows.append(SetRow(str(one.plugin_id), one.package, one.version, one.directory, one.table, where, one.source))
-    return SetsReport(tuple(rows), repository.describe(p.project))
+    shipped = [s.package for s in found]
+    loaded = [
+        PluginRow(sets.plugin_id_of(x), x.name, x.version, x.role, str(x.folder), shipped.count(x.name))
+        for x in backend.load(p.project).plugins
+    ]
+    missing = tuple(f"{plugin}: {why}" for plugin, why in p.missing.items())
+    return SetsReport(tuple(rows), repository.describe(p.project), tuple(loaded), missing)
