@@ -211,6 +211,8 @@ def test_pg_schema_mode_keeps_knex_migrations_in_the_plugin_schema(pg: PgServer,
         assert doc["summary"] == {
             "orphan": 0,
             "unused": 0,
+            "wrong folder": 0,
+            "conflict": 0,
             "in sync": 1,
             "absent": 1,
             "behind": 0,

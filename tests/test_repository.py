@@ -1,4 +1,5 @@
-"""The repository as Backstage sees it: a yarn workspaces repository made by a real `yarn install`.
+"""The repository as Backstage sees it: a yarn workspaces repository made by a real `yarn install`
+(yarn 1, and yarn 4 with the node-modules linker as create-app sets it up).
 
 packages/backend (backstage.role backend) loads @backstage/backend-defaults 0.10.0 (nested under
 packages/backend/node_modules: the root holds 0.9.0 for the root's own devDependencies), the workspace
@@ -19,7 +20,7 @@ import pytest
 from backstage import AUTH, DEFAULTS, KEYS_TABLE, SCHEDULER_TABLE, fetch, knex, ok
 from helpers import knexwrap, write_migration
 from servers import PgServer, create_database, drop_database, psql_rows, unique_name
-from workspace import knex_tarball, outer_modules, repack, write_package, yarn1_install
+from workspace import knex_tarball, outer_modules, repack, write_package, yarn1_install, yarn4_install
 
 TODO_FILE = "20240101000000_init.js"
 NEWER_SCHEDULER = ("20210928160613_init.js", "20240712211735_nullable_next_run.js", "20250411000000_last_run.js")
@@ -39,7 +40,7 @@ class Repo:
         return knexwrap(*args, "--prefix", self.prefix, cwd=cwd or self.root, env=self.env)
 
 
-def make_repo(base: Path) -> Path:
+def make_repo(base: Path, yarn: str = "yarn1") -> Path:
     """The yarn 1 workspaces repository described in the module docstring, installed for real."""
     outer_modules(base)
     tarballs = base / "tgz"
@@ -86,15 +87,18 @@ def make_repo(base: Path) -> Path:
         "await knex.schema.createTable('todo', t => t.increments('id'));",
         "await knex.schema.dropTable('todo');",
     )
-    yarn1_install(root, base / "yarn-cache")
+    if yarn == "yarn1":
+        yarn1_install(root, base / "yarn-cache")
+    else:
+        yarn4_install(root)
     return root
 
 
-@pytest.fixture(scope="module")
-def repo(pg: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repo]:
+@pytest.fixture(scope="module", params=["yarn1", "yarn4"])
+def repo(pg: PgServer, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Repo]:
     """The repository, with the todo database migrated by knexwrap and the scheduler set applied there
     by the real knex from the backend's (nested, 0.10.0) copy, as the running backend would."""
-    root = make_repo(tmp_path_factory.mktemp("yarn1"))
+    root = make_repo(tmp_path_factory.mktemp(request.param), request.param)
     prefix = unique_name("kw_repo") + "_"
     env: dict[str, str | None] = {"POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": pg.user}
     create_database(pg, f"{prefix}todo")
@@ -109,8 +113,11 @@ def repo(pg: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rep
 
 
 def test_yarn_links_knex_into_the_backend_package_too(repo: Repo) -> None:
-    # The fact that made "nearest folder with .bin/knex" the wrong root.
-    assert (repo.root / "packages" / "backend" / "node_modules" / ".bin" / "knex").exists()
+    # The fact that made "nearest folder with .bin/knex" the wrong root (yarn 1; yarn 4 links only the root's).
+    if (repo.root / ".yarnrc.yml").exists():
+        assert (repo.root / "node_modules" / ".bin" / "knex").exists()
+    else:
+        assert (repo.root / "packages" / "backend" / "node_modules" / ".bin" / "knex").exists()
     assert (repo.root / "node_modules" / "@internal" / "plugin-todo-backend").is_symlink()
 
 

@@ -84,3 +84,21 @@ def yarn1_install(repo: Path, cache: Path) -> str:
     )
     assert proc.returncode == 0, proc.stderr or proc.stdout
     return proc.stdout
+
+
+YARN4: Final = TOOLS / "node_modules" / "@yarnpkg" / "cli-dist" / "bin" / "yarn.js"
+# As create-app sets yarn 4 up (node-modules linker), offline: every dependency is local.
+YARNRC: Final = "nodeLinker: node-modules\nenableTelemetry: false\nenableGlobalCache: false\nenableNetwork: false\n"
+
+
+def yarn4_install(repo: Path) -> str:
+    """A real `yarn install` with yarn 4 (@yarnpkg/cli-dist) and its node-modules linker."""
+    ensure_tools()
+    (repo / ".yarnrc.yml").write_text(YARNRC, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YARN_", "npm_"))}
+    env["YARN_IGNORE_PATH"] = "1"  # this yarn, not one a parent folder's .yarnrc.yml points at
+    proc = subprocess.run(
+        ["node", str(YARN4), "install"], cwd=repo, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
