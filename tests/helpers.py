@@ -13,7 +13,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from knexwrap.cli.main import main
-from knexwrap.install import backend, sets
+from knexwrap.install import sets
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ROOT / "fixtures" / "project"
@@ -36,8 +36,7 @@ class Result:
 
 def fresh() -> None:
     """Forget the install read by an earlier in-process run, as a new process would (tests swap packages)."""
-    sets.discover_all.cache_clear()
-    backend.load.cache_clear()
+    sets.forget()
 
 
 def knexwrap(

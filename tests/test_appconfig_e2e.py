@@ -324,6 +324,7 @@ backend:
                 "user": pg.user,
                 "password": "set",
                 "migrations_tables": ["knex_migrations"],
+                "missing": None,
             }
         ],
     }

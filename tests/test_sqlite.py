@@ -100,6 +100,7 @@ def test_status_text_and_json_after_two_ups(sqlite_dir: Path) -> None:
             {"name": CATALOG[2], "state": "pending", "batch": None},
             {"name": CATALOG[3], "state": "pending", "batch": None},
         ],
+        "rows_of_other_sets": [],
         "other_sets": [],
     }
 

@@ -7,6 +7,7 @@ dependencies from its folder under plugins/, not from the root's node_modules li
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,13 +81,19 @@ def package_folders(node_modules: Path) -> list[Path]:
     return folders
 
 
+@functools.lru_cache(maxsize=32)
+def nested_modules(modules: Path) -> tuple[Path, ...]:
+    # One scan per node_modules folder, not one per package name asked about: real installs hold thousands.
+    return tuple(p / "node_modules" for p in package_folders(modules) if os.path.isdir(p / "node_modules"))
+
+
 def copies(name: str, roots: list[Path]) -> list[Package]:
     """Every installed copy of `name` in `<root>/node_modules/<name>` and one level of nesting below
     (`<root>/node_modules/<pkg>/node_modules/<name>`), each copy once, sorted by folder."""
     found: dict[Path, Package] = {}
     for root in roots:
         modules = root / "node_modules"
-        places = [modules / name, *(p / "node_modules" / name for p in package_folders(modules))]
+        places = [modules / name, *(nested / name for nested in nested_modules(modules))]
         for place in places:
             if (place / "package.json").is_file():
                 one = load(place)

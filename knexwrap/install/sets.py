@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import backend, code
+from . import backend, code, resolve
 from .resolve import Package
 from .root import read_meta
 
@@ -176,3 +176,12 @@ def plugin_sets(sets: tuple[MigrationSet, ...]) -> list[MigrationSet]:
 
 def shared_sets(sets: tuple[MigrationSet, ...]) -> list[MigrationSet]:
     return [s for s in sets if s.plugin_id == EVERY_PLUGIN]
+
+
+def forget() -> None:
+    """Drop every cached reading of the install (one run reads it once; in-process callers that change
+    node_modules between runs call this)."""
+    discover_all.cache_clear()
+    _code_facts.cache_clear()
+    backend.load.cache_clear()
+    resolve.nested_modules.cache_clear()
