@@ -60,14 +60,16 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _constants(texts: dict[Path, str]) -> dict[str, str]:
-    """`const NAME = "value"` string constants of the whole package (tables are often named so)."""
-    pattern = re.compile(r"""\b(?:const|var|let)\s+([A-Za-z_$][\w$]*)\s*=\s*(["'`])([^"'`\n]+)\2\s*;""")
-    found: dict[str, str] = {}
+def _constant(texts: dict[Path, str], name: str) -> str | None:
+    """The string a package-wide `const NAME = "value";` gives (tables are often named so); only files
+    that mention NAME are searched."""
+    pattern = re.compile(r"\b(?:const|var|let)\s+" + re.escape(name) + r"""\s*=\s*(["'`])([^"'`\n]+)\1\s*;""")
     for text in texts.values():
-        for m in pattern.finditer(text):
-            found.setdefault(m.group(1), m.group(3))
-    return found
+        if name in text:
+            m = pattern.search(text)
+            if m:
+                return m.group(2)
+    return None
 
 
 def _arguments(text: str, start: int) -> list[str]:
@@ -112,13 +114,13 @@ def _directories(path: Path, text: str, package: str, folder: Path) -> list[tupl
     return sorted(found, key=lambda f: f[0])
 
 
-def _table(text: str, start: int, end: int, constants: dict[str, str]) -> str | None:
+def _table(text: str, start: int, end: int, texts: dict[Path, str]) -> str | None:
     m = _TABLE.search(text, start, end)
     if m is None:
         return None
     if m.group(2) is not None:
         return m.group(2)
-    return constants.get(m.group(3).rsplit(".", 1)[-1], "?")
+    return _constant(texts, m.group(3).rsplit(".", 1)[-1]) or "?"
 
 
 def read(folder: Path, package: str) -> CodeFacts:
@@ -127,18 +129,17 @@ def read(folder: Path, package: str) -> CodeFacts:
     `folder` is the package's real folder, `package` its name. Files that never call migrate.latest
     are not searched for sets; a folder the code names but the package lacks is left out."""
     texts = {p: _read(p) for p in _sources(folder)}
-    constants: dict[str, str] | None = None
     sets: list[CodeSet] = []
     ids: list[str] = []
     for path, text in texts.items():
-        ids += [m.group(2) for m in _PLUGIN_ID.finditer(text)]
+        if "createBackend" in text:  # a substring test first: the regex over every file costs more
+            ids += [m.group(2) for m in _PLUGIN_ID.finditer(text)]
         if _LATEST not in text:
             continue
-        constants = constants if constants is not None else _constants(texts)
         found = _directories(path, text, package, folder)
         for i, (start, directory) in enumerate(found):
             end = found[i + 1][0] if i + 1 < len(found) else len(text)
             if directory.is_dir():
-                sets.append(CodeSet(directory.resolve(), _table(text, start, end, constants), path))
+                sets.append(CodeSet(directory.resolve(), _table(text, start, end, texts), path))
     unique = {(s.directory, s.table): s for s in sets}
     return CodeFacts(tuple(unique[k] for k in sorted(unique, key=str)), tuple(dict.fromkeys(ids)))
