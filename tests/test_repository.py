@@ -188,6 +188,11 @@ def test_status_is_the_same_report_from_root_backend_and_plugin_folder(repo: Rep
     text = repo.run("status", cwd=repo.folders[2])
     assert f"repository: {repo.root}" in text.out
     assert f"{DEFAULTS} 0.9.0 at {repo.root}/node_modules/{DEFAULTS} (not loaded; the backend loads 0.10.0)" in text.out
+    listed = repo.run("plugins", cwd=repo.folders[1])
+    assert (
+        f"{DEFAULTS} 0.9.0 at {repo.root}/node_modules/{DEFAULTS} (not loaded; the backend loads 0.10.0)" in listed.out
+    )
+    assert f"not loaded: {AUTH} 0.31.0 (auth) at {repo.root}/node_modules/{AUTH}" in listed.out
 
 
 @pytest.mark.parametrize("command", [("doctor",), ("plan", "--to", "{root}"), ("plugins",), ("config",)])
