@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 KNEXWRAP := $(VENV)/bin/knexwrap
 PROJECT := fixtures/project
 JUDGES := fixtures/judges
+TOOLS := fixtures/tools
 DEMO_DIR := .demo
 
 .PHONY: help install node judges demo test lint bench clean pre-upgrade post-upgrade downgrade
@@ -19,7 +20,7 @@ help:
 	@echo "make downgrade TO=<target>  plan, then downgrade to an older install folder or a snapshot file"
 
 install: $(VENV)/.installed
-node: $(PROJECT)/node_modules/.installed
+node: $(PROJECT)/node_modules/.installed $(TOOLS)/node_modules/.installed
 # Backstage's config-loader and pg-connection-string, pinned: only the differential tests run them.
 judges: $(JUDGES)/node_modules/.installed
 
@@ -37,6 +38,11 @@ $(PROJECT)/node_modules/.installed: $(PROJECT)/package.json $(PROJECT)/package-l
 
 $(JUDGES)/node_modules/.installed: $(JUDGES)/package.json $(JUDGES)/package-lock.json
 	cd $(JUDGES) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+# yarn 1 and yarn 4, for the tests that make repositories with a real `yarn install`.
+$(TOOLS)/node_modules/.installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json
+	cd $(TOOLS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo: install node

@@ -34,6 +34,17 @@ class PluginAmbiguous(ConfigError):
     code = "plugin_ambiguous"
 
 
+class SettingMissing(ConfigError):
+    """No connection is configured for a plugin: a setting (host, user) is missing everywhere.
+    Same code as ConfigError: `plugins` and `config` report it per plugin instead of failing."""
+
+
+class NoPlugins(ConfigError):
+    """A whole-install command found no backend plugin in the repository it searched."""
+
+    code = "no_plugins"
+
+
 class ToolMissing(KnexwrapError):
     code, exit_code = "tool_missing", 4
 
@@ -56,6 +67,13 @@ class AuthFailed(KnexwrapError):
 
 class DatabaseMissing(KnexwrapError):
     code, exit_code = "database_missing", 7
+
+
+class WrongFolder(KnexwrapError):
+    """The set's table holds rows of another installed set: a folder pointed at the wrong database,
+    or two sets sharing one table. Changing it would write one package's files into another's table."""
+
+    code, exit_code = "wrong_folder", 8
 
 
 class CorruptDirectory(KnexwrapError):

@@ -34,6 +34,8 @@ DEFAULTS: Final = "@backstage/backend-defaults"
 INCREMENTAL: Final = "@backstage/plugin-catalog-backend-module-incremental-ingestion"
 TASKS: Final = "@backstage/backend-tasks"
 APP: Final = "@backstage/plugin-app-backend"
+TECHDOCS: Final = "@backstage/plugin-techdocs-backend"
+ANNOUNCEMENTS: Final = "@backstage-community/plugin-announcements-backend"
 
 # Every package and version the tests use, checked against the tarballs:
 # - catalog 1.24.0: 30 migrations, the first requires('uuid'); 4.0.5: 47 (17 more).
@@ -43,6 +45,8 @@ APP: Final = "@backstage/plugin-app-backend"
 # - incremental ingestion 0.8.0: 2 migrations, table incremental_ingestion__knex_migrations.
 # - backend-tasks 0.6.1: the scheduler's 2 migrations, byte-identical to backend-defaults 0.9.0's.
 # - app-backend 0.5.20: 2 migrations; 20240113144027_assets-namespace.js's down deletes rows, drops a column.
+# - techdocs 2.4.3: no migrations of its own (role backend-plugin, pluginId techdocs).
+# - announcements 0.29.0: its migrations in db/migrations, handed to knex by its dist code.
 PINNED: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {
         CATALOG: ("1.24.0", "4.0.5"),
@@ -52,6 +56,8 @@ PINNED: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         INCREMENTAL: ("0.8.0",),
         TASKS: ("0.6.1",),
         APP: ("0.5.20",),
+        TECHDOCS: ("2.4.3",),
+        ANNOUNCEMENTS: ("0.29.0",),
     }
 )
 
@@ -85,14 +91,15 @@ def cache_root() -> Path:
     return Path(override) if override else ROOT / ".cache" / "backstage"
 
 
-def cache_dir(name: str, version: str) -> Path:
+def cache_dir(name: str, version: str, code: bool = False) -> Path:
     # A flat folder per package: "@scope/name" would otherwise nest a level deeper.
-    return cache_root() / f"{name.replace('/', '+')}@{version}"
+    return cache_root() / f"{name.replace('/', '+')}@{version}{'+code' if code else ''}"
 
 
-def fetch(name: str, version: str) -> Path:
-    """The cached package folder (package.json + migrations/), downloaded once."""
-    target = cache_dir(name, version)
+def fetch(name: str, version: str, code: bool = False) -> Path:
+    """The cached package folder (package.json + migrations/), downloaded once; with `code`, its built
+    code (dist/**/*.js) and db/ too, for the tests that read how a package hands its sets to knex."""
+    target = cache_dir(name, version, code)
     # A folder only ever appears by an atomic rename of a complete one, so its
     # presence alone proves it complete: no network on the second call.
     if (target / "package.json").is_file():
@@ -102,7 +109,7 @@ def fetch(name: str, version: str) -> Path:
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=target.parent) as tmp:
         tarball = _npm_pack(f"{name}@{version}", Path(tmp) / "pack")
         staged = Path(tmp) / "package"
-        _extract(tarball, staged)
+        _extract(tarball, staged, code)
         _check_identity(staged, name, version)
         _publish(staged, target)
     return target
@@ -126,7 +133,7 @@ def _npm_pack(spec: str, dest: Path) -> Path:
     return tarballs[0]
 
 
-def _wanted(member: str) -> PurePosixPath | None:
+def _wanted(member: str, code: bool = False) -> PurePosixPath | None:
     """The member's path inside the package if we keep it, else None."""
     parts = PurePosixPath(member).parts
     # npm tarballs put everything under package/; anything else, or any "..", is not ours.
@@ -135,14 +142,20 @@ def _wanted(member: str) -> PurePosixPath | None:
     inner = PurePosixPath(*parts[1:])
     if inner == PurePosixPath("package.json") or (inner.parts[0] == "migrations" and len(inner.parts) > 1):
         return inner
+    if (
+        code
+        and len(inner.parts) > 1
+        and (inner.parts[0] == "db" or (inner.parts[0] == "dist" and inner.suffix == ".js"))
+    ):
+        return inner
     return None
 
 
-def _extract(tarball: Path, dest: Path) -> None:
+def _extract(tarball: Path, dest: Path, code: bool = False) -> None:
     # Regular files only, written by us: links or device entries in a tarball never reach the disk.
     with tarfile.open(tarball, "r:gz") as tar:
         for member in tar:
-            inner = _wanted(member.name)
+            inner = _wanted(member.name, code)
             if inner is None or not member.isfile():
                 continue
             source = tar.extractfile(member)
@@ -181,8 +194,9 @@ def package_dir(project: Path, name: str) -> Path:
     return project / "node_modules" / name
 
 
-def make_project(root: Path, packages: Mapping[str, str]) -> Path:
-    """A Backstage-like project at `root`: the given packages plus knex and the drivers."""
+def make_project(root: Path, packages: Mapping[str, str], with_code: tuple[str, ...] = ()) -> Path:
+    """A Backstage-like project at `root`: the given packages plus knex and the drivers (the packages
+    named in `with_code` with their built code too)."""
     modules = root / "node_modules"
     (modules / ".bin").mkdir(parents=True, exist_ok=True)
     for module in LINKED_MODULES:
@@ -190,7 +204,7 @@ def make_project(root: Path, packages: Mapping[str, str]) -> Path:
     # What npm itself puts there; `node <project>/node_modules/.bin/knex` then runs the fixture's knex.
     _link(modules / ".bin" / "knex", _fixture_module("knex") / "bin" / "cli.js")
     for name, version in packages.items():
-        _install(root, name, version)
+        _install(root, name, version, name in with_code)
     _write_manifest(root, dict(packages))
     return root
 
@@ -217,9 +231,9 @@ def _link(link: Path, target: Path) -> None:
     link.symlink_to(target)
 
 
-def _install(project: Path, name: str, version: str) -> Path:
+def _install(project: Path, name: str, version: str, code: bool = False) -> Path:
     # Fetched before anything is removed: a failed download leaves the project as it was.
-    source = fetch(name, version)
+    source = fetch(name, version, code)
     folder = package_dir(project, name)
     if folder.exists():
         shutil.rmtree(folder)

@@ -13,6 +13,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from knexwrap.cli.main import main
+from knexwrap.install import sets
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ROOT / "fixtures" / "project"
@@ -33,9 +34,15 @@ class Result:
         return json.loads(self.out)
 
 
+def fresh() -> None:
+    """Forget the install read by an earlier in-process run, as a new process would (tests swap packages)."""
+    sets.forget()
+
+
 def knexwrap(
     *args: str, cwd: Path = PROJECT, env: Mapping[str, str | None] | None = None, input: str | None = None
 ) -> Result:
+    fresh()
     runner = CliRunner()
     with runner.isolation(input=input, env={**CLEAN_ENV, **(env or {})}) as (out, err, _):
         previous = os.getcwd()

@@ -210,6 +210,9 @@ def test_pg_schema_mode_keeps_knex_migrations_in_the_plugin_schema(pg: PgServer,
         }
         assert doc["summary"] == {
             "orphan": 0,
+            "unused": 0,
+            "wrong folder": 0,
+            "conflict": 0,
             "in sync": 1,
             "absent": 1,
             "behind": 0,
@@ -297,14 +300,19 @@ backend:
     results.append(table)
     assert table.code == 0, table.err
     from_base, from_plugin = "app-config.yaml: backend.database", "app-config.yaml: backend.database.plugin.catalog"
-    assert table.out == simple_table(
-        ["plugin", "client", "where", "user", "password", "migrations tables", "from"],
-        ["app", "pg", f"{pg.host}:{pg.port}/{prefix}app", pg.user, "set", "knex_migrations", from_base],
-        ["catalog", "pg", f"{pg.host}:{pg.port}/{other}", pg.user, "set", "knex_migrations", from_plugin],
+    assert (
+        table.out
+        == simple_table(
+            ["plugin", "client", "where", "user", "password", "migrations tables", "from"],
+            ["app", "pg", f"{pg.host}:{pg.port}/{prefix}app", pg.user, "set", "knex_migrations", from_base],
+            ["catalog", "pg", f"{pg.host}:{pg.port}/{other}", pg.user, "set", "knex_migrations", from_plugin],
+        )
+        + f"repository: {project} (backend: none; knex 3.3.0)\n"
     )
     one = knexwrap("config", "catalog", "--json", cwd=project)
     results.append(one)
-    assert one.json() == {
+    assert one.json().pop("repository")["root"] == str(project)
+    assert {k: v for k, v in one.json().items() if k != "repository"} == {
         "command": "config",
         "plugins": [
             {
@@ -325,6 +333,7 @@ backend:
                 "knex_config": {},
                 "shares_database_with": [],
                 "notes": [],
+                "missing": None,
             }
         ],
     }

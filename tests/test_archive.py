@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from backstage import CATALOG, DEFAULTS, SCHEDULER_TABLE, TASKS, fetch, knex, make_project, ok, package_dir, swap
+from helpers import fresh
 from servers import PgServer, psql_rows
 
 from knexwrap.errors import ConfigError
@@ -33,7 +34,7 @@ CHANGED = (
 
 def installed(project: Path) -> tuple[sets.MigrationSet, ...]:
     # discover_all caches per project path; the tests swap packages under the same path.
-    sets.discover_all.cache_clear()
+    fresh()
     return sets.discover_all(project)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from backstage import AUTH, CATALOG, DEFAULTS, SCAFFOLDER, SCHEDULER_TABLE, knex, make_project, ok, swap
-from helpers import ROOT, Result, knexwrap, sqlite_rows
+from helpers import ROOT, Result, fresh, knexwrap, sqlite_rows
 from servers import PgServer, create_database, drop_database, psql_rows, unique_name
 
 from knexwrap.install import sets
@@ -33,7 +33,7 @@ def pg_env(pg: PgServer) -> Env:
 def run(*args: str, cwd: Path, env: Env, input: str | None = None) -> Result:
     """knexwrap in-process; each real run is a fresh process that finds the packages anew, so drop the cache
     of what node_modules held (the tests swap packages under one project path)."""
-    sets.discover_all.cache_clear()
+    fresh()
     return knexwrap(*args, cwd=cwd, env=env, input=input)
 
 
@@ -613,7 +613,7 @@ def test_commands_that_plan_change_or_diagnose_archive_the_installed_files(
     args = [a.format(project=project) for a in command]
     result = run(*args, "--prefix", prefix, cwd=project, env=pg_env(pg))
     assert result.code == 0, result.err
-    sets.discover_all.cache_clear()
+    fresh()
     assert archive.unarchived(project, sets.discover_all(project)) == []
     assert [
         f.index.version

@@ -81,6 +81,9 @@ def test_every_database_and_set_matches_the_database_row_by_row(install: Install
     }
     assert doc["summary"] == {
         "orphan": 1,
+        "unused": 0,
+        "wrong folder": 0,
+        "conflict": 0,
         "in sync": 1,
         "absent": 1,
         "behind": 0,

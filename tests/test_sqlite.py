@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import PLUGINS, knexwrap, sqlite_rows, sqlite_tables
+from helpers import PLUGINS, PROJECT, knexwrap, sqlite_rows, sqlite_tables
 
 CATALOG = [
     "20240101000000_init.js",
@@ -87,6 +87,8 @@ def test_status_text_and_json_after_two_ups(sqlite_dir: Path) -> None:
         "migrations_table": "knex_migrations",
         "migrations_directory": str(PLUGINS / "catalog" / "migrations"),
         "skip_migrations": False,
+        "root": str(PROJECT),
+        "knex_version": "3.3.0",
         "state": "behind",
         "table_exists": True,
         "current_version": "20240201000000",
@@ -99,6 +101,7 @@ def test_status_text_and_json_after_two_ups(sqlite_dir: Path) -> None:
             {"name": CATALOG[2], "state": "pending", "batch": None},
             {"name": CATALOG[3], "state": "pending", "batch": None},
         ],
+        "rows_of_other_sets": [],
         "other_sets": [],
     }
 

@@ -63,7 +63,7 @@ def status(plugin: str | None, as_json: bool, fmt: str, verbose: bool, check: bo
 
 def check_code(states: list[str]) -> int:
     """status --check: 0 in sync, else the code of the worst state found (README, exit codes)."""
-    codes = {"unreachable": 5, "ahead": 8, "locked": 9, "behind": 10, "absent": 10}
+    codes = {"unreachable": 5, "conflict": 8, "wrong folder": 8, "ahead": 8, "locked": 9, "behind": 10, "absent": 10}
     from ..state.report import SEVERITY
 
     found = [codes[s] for s in SEVERITY if s in states and s in codes]
@@ -164,12 +164,26 @@ def rollback(plugin: str, everything: bool, **kw: Any) -> None:
     _change(lambda t: changes.plan_rollback(t, everything), plugin, kw)
 
 
-@change_command("Release a held migration lock of PLUGIN (knex migrate:unlock).")
+@change_command("Release the held migration lock of PLUGIN's database, whichever set holds it (migrate:unlock).")
 @click.argument("plugin")
-def unlock(plugin: str, **kw: Any) -> None:
-    from ..upgrade import changes
+@click.option("--all", "everything", is_flag=True, help="Release every held lock of the plugin's database.")
+def unlock(plugin: str, everything: bool, **kw: Any) -> None:
+    from ..upgrade import changes, locks
 
-    _change(changes.plan_unlock, plugin, kw)
+    if not everything:
+        _change(changes.plan_unlock, plugin, kw, pick=locks.the_held_one)
+        return
+    as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
+    base = target_from(plugin, kw)
+    targets = locks.held(base)
+    plan = locks.plan_all(targets)
+    if not targets or dry:
+        output.emit(changes.dry_run(targets[0] if targets else base, plan), as_json=as_json, fmt=fmt)
+        return
+    output.show_plan(targets[0].header(), plan)
+    if not yes and not click.confirm("Go ahead?", default=False, err=True):
+        raise errors.Cancelled("cancelled: nothing was changed")
+    output.emit(locks.execute_all(targets, plan), as_json=as_json, fmt=fmt)
 
 
 for _command in cli_install.COMMANDS:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for annotations only: rendering a status must not import the downgrade machinery
     from ..state.plugin import Current, Status
     from ..state.report import DatabaseReport, InstallReport, SetReport
+    from ..state.repository import Repository
     from ..state.whole import ConfigReport, SetsReport
     from ..upgrade.archive import ArchiveResult
     from ..upgrade.changes import Outcome
@@ -82,9 +84,24 @@ def _set_line(report: SetReport) -> str:
     return f"{report.migrations_table} ({report.package}{version}): {_summary(report)}; {report.state}"
 
 
+def other_rows_lines(prefix: str, report: SetReport) -> list[str]:
+    """What a set's table holds that is not its own: rows of other sets, or a conflict over the table."""
+    lines = []
+    if report.state == "conflict":
+        lines.append(f"{prefix}conflict: another installed set keeps its rows in this table too (see knexwrap doctor)")
+    by_owner: dict[str, list[str]] = {}
+    for row in report.rows_of_other_sets:
+        by_owner.setdefault(f"{row.package} ({row.migrations_table})", []).append(row.name)
+    for owner, names in by_owner.items():
+        lines.append(f"{prefix}{len(names)} rows belong to {owner}, not to {report.package}: {', '.join(names)}")
+    return lines
+
+
 def _status(result: Status, fmt: str, verbose: bool) -> str:
     primary = result.primary
     lines = [where(result.target), "", _migrations(primary, fmt, verbose), "", _summary(primary)]
+    if verbose:  # the JSON always names them; the plain table stays the one operators script against
+        lines.append(f"repository: {result.target['root']} (knex {result.target['knex_version'] or 'not installed'})")
     if primary.counts["missing"]:
         lines.append(
             "missing: recorded in the database but absent from the folder (the database is ahead of this code)"
@@ -93,6 +110,7 @@ def _status(result: Status, fmt: str, verbose: bool) -> str:
         lines.append("lock: HELD (if no backend or knex is running, release it with knexwrap unlock)")
     if result.target.get("skip_migrations") and primary.counts["pending"]:
         lines.append("skipMigrations: the backend will not apply the pending migrations (knexwrap latest does)")
+    lines += other_rows_lines("", primary)
     if result.other_sets:
         lines += ["", "other migration sets in this database:"]
     for other in result.other_sets:
@@ -127,6 +145,25 @@ def _database_rows(db: DatabaseReport) -> list[list[Any]]:
     return rows
 
 
+def repository_lines(repo: Repository | None) -> list[str]:
+    """The repository part of a report: root, backend package(s), knex, other copies, plugins not loaded."""
+    if repo is None:
+        return []
+    root = Path(repo.root)
+    backends = ", ".join(str(Path(b).relative_to(root)) if Path(b).is_relative_to(root) else b for b in repo.backends)
+    lines = [f"repository: {repo.root} (backend: {backends or 'none'}; knex {repo.knex_version or 'not installed'})"]
+    lines += [
+        f"other copy: {o.package} {o.version} at {o.folder} (not loaded; the backend loads {o.used_version})"
+        for o in repo.other_copies
+    ]
+    lines += [
+        f"not loaded: {n.package} {n.version} ({n.plugin_id or 'no plugin id'}) at {n.folder}: "
+        "installed, but no backend package depends on it"
+        for n in repo.not_loaded
+    ]
+    return lines
+
+
 def _install(result: InstallReport, fmt: str, verbose: bool) -> str:
     rows = [row for db in result.databases for row in _database_rows(db)]
     headers = ["database", "set", "table", "applied", "pending", "missing", "current", "lock", "last batch", "state"]
@@ -134,6 +171,7 @@ def _install(result: InstallReport, fmt: str, verbose: bool) -> str:
     lines = [table(rows, headers, fmt), "", f"{len(result.databases)} databases: {summary or 'none'}"]
     for db in result.databases:
         for s in db.sets:
+            lines += other_rows_lines(f"{db.database} {s.migrations_table}: ", s)
             if s.counts["missing"] or (verbose and s.counts["pending"]):
                 lines.append(
                     f"{db.database} {s.migrations_table}: missing {', '.join(s.names('missing')) or '-'}"
@@ -142,7 +180,7 @@ def _install(result: InstallReport, fmt: str, verbose: bool) -> str:
         if db.skip_migrations and any(s.counts["pending"] for s in db.sets):
             lines.append(f"{db.database}: skipMigrations: the backend will not apply its pending migrations")
     lines += [f"note: {note}" for note in result.notes]
-    return "\n".join(lines)
+    return "\n".join(lines + repository_lines(result.repository))
 
 
 def _outcome(result: Outcome, fmt: str) -> str:
@@ -174,7 +212,7 @@ def _config(result: ConfigReport, fmt: str) -> str:
     headers = ["plugin", "client", "where", "user", "password", "migrations tables", "from"]
     rows = []
     for r in result.plugins:
-        where = r.sqlite_file or f"{r.host}:{r.port}/{r.database}"
+        where = f"no connection: {r.missing}" if r.missing else r.sqlite_file or f"{r.host}:{r.port}/{r.database}"
         if r.schema:
             where += f" schema {r.schema}"
         rows.append([r.plugin, r.client, where, r.user or "", r.password, "\n".join(r.migrations_tables), r.source])
@@ -189,7 +227,7 @@ def _config(result: ConfigReport, fmt: str) -> str:
             lines.append(f"{r.plugin}: role {r.role} (SET ROLE on every connection)")
         if r.knex_config:
             lines.append(f"{r.plugin}: knexConfig {json.dumps(r.knex_config, sort_keys=True)}")
-    return "\n".join(lines)
+    return "\n".join([*lines, *repository_lines(result.repository)])
 
 
 def downgrade_plan(plan: DowngradePlan, fmt: str) -> str:
@@ -259,4 +297,11 @@ def _sets(result: SetsReport, fmt: str) -> str:
     for r in result.sets:
         where = "every plugin database" if r.plugin == "*" else "\n".join(r.databases)
         rows.append([r.plugin, r.package or "", r.version or "", r.migrations_table, r.migrations_directory, where])
-    return table(rows, headers, fmt)
+    lines = [table(rows, headers, fmt)]
+    lines += [
+        f"plugin without migrations of its own: {p.plugin or '(no plugin id)'} ({p.package} {p.version or ''})".rstrip()
+        for p in result.plugins
+        if not p.sets
+    ]
+    lines += [f"no connection for {why}" for why in result.missing]
+    return "\n".join(lines + repository_lines(result.repository))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SettingMissing
 from .shared import BackendSettings
 
 CLIENTS = {
@@ -122,7 +122,7 @@ def load_environment(project: Path, env_file: str | None) -> dict[str, str]:
 def _required(flag_value: str | None, env: Mapping[str, str], var: str, flag: str) -> str:
     value = flag_value if flag_value is not None else env.get(var)
     if not value:
-        raise ConfigError(f"{var} is not set (set it in the environment or .env, or pass {flag})")
+        raise SettingMissing(f"{var} is not set (set it in the environment or .env, or pass {flag})")
     return value
 
 

@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
-from ..errors import PluginAmbiguous, PluginNotFound, ToolMissing
-from .sets import EVERY_PLUGIN, MigrationSet, discover_all
+from ..errors import PluginAmbiguous, PluginNotFound
+from . import backend
+from .root import KNEX_BIN, find_root
+from .sets import EVERY_PLUGIN, MigrationSet, discover_all, plugin_ids, shared_sets
 
-KNEX_BIN = Path("node_modules", ".bin", "knex")
+__all__ = ["KNEX_BIN", "find_project", "resolve"]
 
 
 def find_project(start: Path, explicit: str | None) -> Path:
-    """The folder whose node_modules holds knex: --project-dir, else the cwd or its nearest parent."""
-    if explicit is not None:
-        project = Path(explicit).resolve()
-        if not (project / KNEX_BIN).exists():
-            raise ToolMissing(f"--project-dir {explicit}: no {KNEX_BIN} there (run npm install in it)")
-        return project
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        if (folder / KNEX_BIN).exists():
-            return folder
-    raise ToolMissing(
-        f"no {KNEX_BIN} in {start} or any parent folder: run knexwrap inside the Backstage project "
-        "(after npm install / yarn install) or pass --project-dir"
-    )
+    """The repository root (install/root.py): --project-dir, else found from `start` upwards."""
+    return find_root(start, explicit)
 
 
 def _by_path(project: Path, spec: str) -> MigrationSet:
@@ -39,9 +30,12 @@ def _by_path(project: Path, spec: str) -> MigrationSet:
 
 
 def _by_package(project: Path, name: str) -> MigrationSet:
-    if not (project / "node_modules" / name / "package.json").is_file():
+    loaded = [p for p in backend.load(project).plugins if p.name == name]
+    if not loaded and not (project / "node_modules" / name / "package.json").is_file():
         raise PluginNotFound(f"package {name} is not installed in {project / 'node_modules'}")
     found = [s for s in discover_all(project) if s.package == name]
+    if not found and loaded and loaded[0].plugin_id in plugin_ids(project):
+        return _core_set(project, str(loaded[0].plugin_id))
     if not found:
         raise PluginNotFound(f"package {name} ships no migrations folder knexwrap knows of")
     if len(found) > 1:
@@ -66,7 +60,17 @@ def _by_id(project: Path, plugin_id: str) -> MigrationSet:
             f"plugin id {plugin_id!r} is declared by several packages with migrations: {_describe(matches)}; "
             "name the package instead"
         )
+    if plugin_id in plugin_ids(project):
+        return _core_set(project, plugin_id)
     raise PluginNotFound(f"no installed package with migrations has plugin id {plugin_id!r}; found: {_describe(found)}")
+
+
+def _core_set(project: Path, plugin_id: str) -> MigrationSet:
+    """A plugin with no set of its own: its database holds the core sets; the plugin keys' leads."""
+    shared = sorted(shared_sets(discover_all(project)), key=lambda s: "public_keys" not in s.table)
+    if not shared:
+        raise PluginNotFound(f"plugin {plugin_id!r} ships no migrations and no core set is installed")
+    return replace(shared[0], plugin_id=plugin_id)
 
 
 def resolve(project: Path, spec: str) -> MigrationSet:

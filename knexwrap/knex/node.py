@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ToolMissing
-from ..install.plugins import KNEX_BIN
+from ..install import backend
 from .failures import classify
 from .process import Run, find, run
 
@@ -34,8 +34,8 @@ class Node:
 
     def knex(self, args: list[str], config: dict[str, Any]) -> Run:
         """One run of node_modules/.bin/knex with knexwrap's knexfile; non-zero exits raise typed errors."""
-        argv = [str(self.project / KNEX_BIN), "--knexfile", str(KNEXFILE), *args]
-        run = self._run(argv, {"KNEXWRAP_CONFIG": json.dumps(config)})
+        argv = [str(knex_home(self.project) / "bin" / "cli.js"), "--knexfile", str(KNEXFILE), *args]
+        run = self._run(argv, {"KNEXWRAP_CONFIG": json.dumps(config)}, name="knex")
         if run.exit_code != 0:
             raise classify(run.stdout, run.stderr, run.exit_code)
         return run
@@ -75,7 +75,7 @@ class Node:
 
     def _environment(self, extra: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
-        env.update(extra, NO_COLOR="1", KNEX_PATH=str(self.project / "node_modules" / "knex" / "knex.js"))
+        env.update(extra, NO_COLOR="1", KNEX_PATH=str(knex_home(self.project) / "knex.js"))
         if self.password is not None:
             env[PASSWORD_ENV] = self.password
         return env
@@ -86,10 +86,9 @@ class Node:
         extra_env: dict[str, str],
         progress: Callable[[str], None] | None = None,
         secrets: tuple[str, ...] = (),
+        name: str | None = None,
     ) -> Run:
         node = find("node", "knexwrap runs the project's knex with it")
-        if not Path(argv[0]).exists():
-            raise ToolMissing(f"{argv[0]} is missing: run npm install in {self.project}")
         on_err = _progress(progress) if progress is not None else None
         return run(
             node,
@@ -99,7 +98,18 @@ class Node:
             timeout=self.timeout,
             secrets=(self.password, *secrets),
             on_err_line=on_err,
+            name=name,
         )
+
+
+def knex_home(project: Path) -> Path:
+    """The folder of the knex the backend loads (install/backend.py), as Node resolves it.
+
+    Raises ToolMissing when the backend resolves no knex (yarn/npm install not run)."""
+    found = backend.load(project).knex
+    if found is None or not (found.folder / "bin" / "cli.js").is_file():
+        raise ToolMissing(f"knex is not installed where the backend loads it in {project}: run npm install in it")
+    return found.folder
 
 
 def _progress(progress: Callable[[str], None]) -> Callable[[str], None]:

@@ -43,8 +43,11 @@ def run(
     timeout: float,
     secrets: tuple[str | None, ...] = (),
     on_err_line: Callable[[str], None] | None = None,
+    name: str | None = None,
 ) -> Run:
-    """Run to completion; a non-zero exit is returned, not raised: callers know what it means."""
+    """Run to completion; a non-zero exit is returned, not raised: callers know what it means.
+
+    `name` is the program's name in messages (default: the file name of argv[0], else the executable)."""
     import sh  # deferred: a large import, and only commands that start a program need it
 
     command = sh.Command(executable).bake(
@@ -72,7 +75,7 @@ def run(
     finally:
         timer.cancel()
     if expired.is_set():
-        name = Path(executable).name if not argv else Path(argv[0]).name
+        name = name or (Path(executable).name if not argv else Path(argv[0]).name)
         raise Timeout(f"{name} did not finish within {timeout:g} s and was stopped (raise it with --timeout)")
     return Run(
         argv=(executable, *argv),

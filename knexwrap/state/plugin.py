@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import errors
 from ..config import connection as conn
-from ..install import plugins, sets
+from ..install import backend, plugins, sets
 from ..install.sets import MigrationSet
 from ..knex import parse
 from ..knex.node import PASSWORD_ENV, Node
@@ -50,7 +50,15 @@ class Target:
             "migrations_directory": self.migrations.directory,
             # app-config's skipMigrations: the backend never applies this database's pending migrations.
             "skip_migrations": self.connection.settings.skip_migrations,
+            "root": str(self.project),
+            "knex_version": knex_version(self.project),
         }
+
+
+def knex_version(project: Path) -> str | None:
+    """The version of the knex the backend loads (install/backend.py), None when none is installed."""
+    found = backend.load(project).knex
+    return found.version if found else None
 
 
 def open_target(
@@ -103,14 +111,31 @@ def neighbours(target: Target) -> list[MigrationSet]:
 
 
 def reader_entry(
-    connection: conn.Connection, tables: list[str], timeout: float, ident: str = "target"
+    connection: conn.Connection, tables: list[str], timeout: float, ident: str = "target", every_set: bool = False
 ) -> dict[str, Any]:
-    return {
+    """One target of read_state.js; `every_set` also lists and reads every table of knex's migrations shape."""
+    entry = {
         "id": ident,
         "config": connection_config(connection, timeout),
         "tables": tables,
         "passwordEnv": PASSWORD_ENV,
     }
+    return {**entry, "migrationTables": True} if every_set else entry
+
+
+def unclaimed(result: dict[str, Any], claimed: list[MigrationSet], plugin: str | None) -> list[report.SetReport]:
+    """The tables of knex's migrations shape in a database that no installed set of it claims: orphan sets."""
+    tables = {s.table for s in claimed}
+    found = []
+    for table in result.get("migrationTables", []):
+        if table not in tables:
+            orphan = MigrationSet(plugin, None, None, "", table, source="database")
+            read = st.from_reader(result, table, "")
+            # No folder to compare with: every row is what the database records, none is "missing".
+            read = replace(read, files=tuple(sorted(read.applied_names)))
+            # A held lock counts wherever it is; an orphan set fails no check otherwise.
+            found.append(replace(report.set_report(orphan, read), state="locked" if read.locked else "orphan"))
+    return found
 
 
 def connection_config(connection: conn.Connection, timeout: float) -> dict[str, Any]:
@@ -123,15 +148,21 @@ def status(target: Target) -> Status:
     _require_sqlite_file(target)
     others = neighbours(target)
     tables = list(dict.fromkeys([target.migrations.table, *(s.table for s in others)]))
-    [result] = target.node.read([reader_entry(target.connection, tables, target.node.timeout)])
+    [result] = target.node.read([reader_entry(target.connection, tables, target.node.timeout, every_set=True)])
+    owners = report.claims(sets.discover_all(target.project))
+    clashes = {o.table for o in others if o.table == target.migrations.table}
     primary = report.set_report(
-        target.migrations, st.from_reader(result, target.migrations.table, target.migrations.directory)
+        target.migrations,
+        st.from_reader(result, target.migrations.table, target.migrations.directory),
+        owners,
+        bool(clashes),
     )
     rest = []
     for other in others:
         read = st.from_reader(result, other.table, other.directory)
         if read.table_exists:  # a shared set the plugin never used is not part of its database
-            rest.append(report.set_report(other, read))
+            rest.append(report.set_report(other, read, owners, other.table in clashes))
+    rest += unclaimed(result, [target.migrations, *others], target.migrations.plugin_id)
     return Status(target.header(), primary, tuple(rest))
 
 

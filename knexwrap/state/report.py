@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from ..install.sets import MigrationSet
 from . import read as st
+from .repository import Repository
 
 # Worst first: the state of a database is the worst state of its sets.
-SEVERITY = ("unreachable", "ahead", "locked", "behind", "absent", "in sync", "orphan")
+# "unused": a plugin with no set of its own whose database does not exist (it never needed one).
+# "conflict": two installed sets keep their rows in one table of one database (knex would call either
+# folder corrupt); "wrong folder": the table holds rows of another plugin's set (a folder pointed at
+# the wrong database, the mistake of Backstage's own rollback guide).
+SEVERITY = (
+    "unreachable",
+    "conflict",
+    "wrong folder",
+    "ahead",
+    "locked",
+    "behind",
+    "absent",
+    "in sync",
+    "unused",
+    "orphan",
+)
 
 
 @dataclass(frozen=True)
@@ -17,6 +34,17 @@ class MigrationRow:
     state: str  # "applied", "pending" or "missing" (recorded in the database, file absent)
     batch: int | None = None
     migration_time: str | None = None
+
+
+@dataclass(frozen=True)
+class OtherRow:
+    """A row of this set's table whose file belongs to another installed set: named with that set."""
+
+    name: str
+    batch: int
+    package: str | None
+    migrations_table: str  # the other set's own table
+    migrations_directory: str
 
 
 @dataclass(frozen=True)
@@ -33,6 +61,7 @@ class SetReport:
     last_run: str | None
     counts: dict[str, int]
     migrations: tuple[MigrationRow, ...]
+    rows_of_other_sets: tuple[OtherRow, ...] = ()
 
     def names(self, wanted: str) -> tuple[str, ...]:
         return tuple(m.name for m in self.migrations if m.state == wanted)
@@ -46,7 +75,37 @@ def set_state(read: st.SetState) -> str:
     return "behind" if read.pending else "in sync"
 
 
-def set_report(migrations: MigrationSet, read: st.SetState) -> SetReport:
+Claims = Mapping[str, tuple[MigrationSet, ...]]  # file name -> the installed sets whose folder holds it
+
+
+def claims(found: Iterable[MigrationSet]) -> dict[str, tuple[MigrationSet, ...]]:
+    """Which installed sets ship each file name (read from their folders)."""
+    owners: dict[str, list[MigrationSet]] = {}
+    for one in found:
+        for name in st.list_files(one.directory):
+            owners.setdefault(name, []).append(one)
+    return {name: tuple(sets) for name, sets in owners.items()}
+
+
+def _others(migrations: MigrationSet, read: st.SetState, owners: Claims) -> tuple[OtherRow, ...]:
+    present, rows = set(read.files), []
+    for a in read.applied:
+        theirs = [o for o in owners.get(a.name, ()) if o.directory != migrations.directory]
+        if a.name not in present and theirs:
+            o = theirs[0]
+            rows.append(OtherRow(a.name, a.batch, o.package, o.table, o.directory))
+    return tuple(rows)
+
+
+def set_report(
+    migrations: MigrationSet, read: st.SetState, owners: Claims | None = None, conflict: bool = False
+) -> SetReport:
+    """One set in one database. `owners` (claims()) names rows that belong to another installed set
+    instead of calling them missing; `conflict`: another installed set keeps its rows in the same table."""
+    others = _others(migrations, read, owners or {})
+    if others:
+        theirs = {o.name for o in others}
+        read = replace(read, applied=tuple(a for a in read.applied if a.name not in theirs))
     present = set(read.files)
     rows = [
         MigrationRow(a.name, "applied" if a.name in present else "missing", a.batch, a.migration_time)
@@ -60,7 +119,7 @@ def set_report(migrations: MigrationSet, read: st.SetState) -> SetReport:
         version=migrations.version,
         migrations_table=migrations.table,
         migrations_directory=migrations.directory,
-        state=set_state(read),
+        state="conflict" if conflict else "wrong folder" if others else set_state(read),
         table_exists=read.table_exists,
         current_version=st.current_version(read.applied_names),
         locked=read.locked,
@@ -68,6 +127,7 @@ def set_report(migrations: MigrationSet, read: st.SetState) -> SetReport:
         last_run=max(times, default=None),
         counts={s: sum(1 for r in rows if r.state == s) for s in ("applied", "pending", "missing")},
         migrations=tuple(rows),
+        rows_of_other_sets=others,
     )
 
 
@@ -90,6 +150,7 @@ class DatabaseReport:
 class InstallReport:
     databases: tuple[DatabaseReport, ...]
     notes: tuple[str, ...] = ()
+    repository: Repository | None = None
 
     def count(self, wanted: str) -> int:
         return sum(1 for d in self.databases if d.state == wanted)

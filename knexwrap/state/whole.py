@@ -13,12 +13,12 @@ from typing import Any
 
 from .. import errors
 from ..config import connection as conn
-from ..install import sets
+from ..install import backend, sets
 from ..install.plugins import find_project
 from ..knex.node import Node
 from . import read as st
-from . import report
-from .plugin import reader_entry
+from . import report, repository
+from .plugin import reader_entry, unclaimed
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,14 @@ class Plan:
     sets_by_plugin: dict[str, list[sets.MigrationSet]]
     prefix: str
     flags: str = ""  # the options that chose these databases, to repeat in a printed command
+    missing: dict[str, str] = field(default_factory=dict)  # plugin id -> the setting its connection lacks
 
 
-def plan(options: conn.Options, project_dir: str | None, cwd: Path | None = None) -> Plan:
+def plan(options: conn.Options, project_dir: str | None, cwd: Path | None = None, lenient: bool = False) -> Plan:
+    """Every plugin database of the install with the sets that may live in it.
+
+    `lenient` (plugins, config): a plugin whose connection cannot be built (a setting is missing) is
+    kept in `missing` with the reason instead of failing the whole plan."""
     if options.database:
         raise errors.ConfigError("--database names one database: give a PLUGIN, or leave --database out")
     project = find_project(cwd or Path.cwd(), project_dir)
@@ -40,13 +45,25 @@ def plan(options: conn.Options, project_dir: str | None, cwd: Path | None = None
     env = conn.load_environment(project, options.env_file)
     config = conn.load_config(project, options, env)
     shared = sets.shared_sets(found)
-    by_plugin: dict[str, list[sets.MigrationSet]] = {}
+    by_plugin: dict[str, list[sets.MigrationSet]] = {plugin: [] for plugin in sets.plugin_ids(project)}
+    if not by_plugin:
+        raise errors.NoPlugins(
+            f"no Backstage backend plugin found in {project}: run knexwrap inside the Backstage repository "
+            "(after yarn install) or pass --project-dir"
+        )
     for one in sets.plugin_sets(found):
         by_plugin.setdefault(str(one.plugin_id), []).append(one)
     for plugin in by_plugin:
         by_plugin[plugin] += shared
-    databases = {plugin: conn.build(options, plugin, env, config, project) for plugin in sorted(by_plugin)}
-    return Plan(project, databases, by_plugin, _prefix(options, config), conn.as_flags(options))
+    databases, missing = {}, {}
+    for plugin in sorted(by_plugin):
+        try:
+            databases[plugin] = conn.build(options, plugin, env, config, project)
+        except errors.SettingMissing as failure:
+            if not lenient:
+                raise
+            missing[plugin] = failure.message
+    return Plan(project, databases, by_plugin, _prefix(options, config), conn.as_flags(options), missing)
 
 
 def _prefix(options: conn.Options, config: Mapping[str, Any] | None) -> str:
@@ -78,29 +95,37 @@ def _targets(p: Plan, timeout: float) -> list[dict[str, Any]]:
         if connection.is_sqlite and not Path(connection.database).is_file():
             continue  # absent: opening it would create it
         tables = list(dict.fromkeys(s.table for s in p.sets_by_plugin[plugin]))
-        targets.append(reader_entry(connection, tables, timeout, plugin))
+        targets.append(reader_entry(connection, tables, timeout, plugin, every_set=True))
     for ident, server in _servers(p).items():
         targets.append({**reader_entry(server, [], timeout, ident), "listDatabases": True})
     return targets
 
 
+def shared_tables(found: list[sets.MigrationSet]) -> set[str]:
+    """Tables that two of these sets (one database's) would both keep their rows in: a conflict."""
+    tables = [s.table for s in found]
+    return {t for t in tables if tables.count(t) > 1}
+
+
 def _database(
-    plugin: str, connection: conn.Connection, p: Plan, result: dict[str, Any] | None
+    plugin: str, connection: conn.Connection, p: Plan, result: dict[str, Any] | None, owners: report.Claims
 ) -> report.DatabaseReport:
     where = connection.target()
     skip = connection.settings.skip_migrations
-    if result is None:
-        return report.DatabaseReport(plugin, connection.client, where, "absent", None, (), skip)
-    if st.missing_database(result):
-        return report.DatabaseReport(plugin, connection.client, where, "absent", None, (), skip)
+    if result is None or st.missing_database(result):
+        # A plugin that ships no set of its own needs a database only once it uses a core service.
+        own = any(s.plugin_id != sets.EVERY_PLUGIN for s in p.sets_by_plugin[plugin])
+        return report.DatabaseReport(plugin, connection.client, where, "absent" if own else "unused", None, (), skip)
     if "error" in result:
         message = st.reader_error(result).message
         return report.DatabaseReport(plugin, connection.client, where, "unreachable", message, (), skip)
     reports = []
+    clashes = shared_tables(p.sets_by_plugin[plugin])
     for one in p.sets_by_plugin[plugin]:
         read = st.from_reader(result, one.table, one.directory)
         if read.table_exists or one.plugin_id != sets.EVERY_PLUGIN:
-            reports.append(report.set_report(one, read))
+            reports.append(report.set_report(one, read, owners, one.table in clashes))
+    reports += unclaimed(result, p.sets_by_plugin[plugin], plugin)
     state = report.worst([r.state for r in reports])
     return report.DatabaseReport(plugin, connection.client, where, state, None, tuple(reports), skip)
 
@@ -145,14 +170,15 @@ def read(p: Plan, timeout: float, progress: Callable[[str], None] | None = None)
     node = Node(p.project, timeout, next(iter(passwords), None))
     targets = _targets(p, timeout)
     results = {r["id"]: r for r in node.read(targets, progress=progress)} if targets else {}
-    databases = [_database(plugin, c, p, results.get(plugin)) for plugin, c in p.databases.items()]
+    owners = report.claims(sets.discover_all(p.project))
+    databases = [_database(plugin, c, p, results.get(plugin), owners) for plugin, c in p.databases.items()]
     orphans, notes = _orphans(p, results)
     groups = {p.databases[a].target(): sorted([a, *b]) for a, b in sharing(p.databases).items()}
     notes += [
         f"{', '.join(group)} share the database {where}: one knex_migrations table holds all their migrations"
         for where, group in sorted(groups.items())
     ]
-    return report.InstallReport(tuple(databases + orphans), tuple(notes))
+    return report.InstallReport(tuple(databases + orphans), tuple(notes), repository.describe(p.project))
 
 
 @dataclass(frozen=True)
@@ -174,21 +200,29 @@ class ConfigRow:
     knex_config: dict[str, Any] = field(default_factory=dict)  # knexConfig as merged for this plugin
     shares_database_with: tuple[str, ...] = ()  # other plugins configured to this very database (or schema)
     notes: tuple[str, ...] = ()  # defaults used for unset keys, the folder a relative SQLite path used
+    missing: str | None = None  # why no connection could be built (the setting that is missing)
 
 
 @dataclass(frozen=True)
 class ConfigReport:
     plugins: tuple[ConfigRow, ...]
+    repository: repository.Repository | None = None
 
 
 def describe(options: conn.Options, *, project_dir: str | None = None, plugin: str | None = None) -> ConfigReport:
     """Where each plugin's connection comes from and where it points: `knexwrap config`."""
-    p = plan(options, project_dir)
+    p = plan(options, project_dir, lenient=True)
     shared = sharing(p.databases)
-    if plugin is not None and plugin not in p.databases:
-        raise errors.PluginNotFound(f"no installed plugin {plugin!r}; found: {', '.join(p.databases) or 'none'}")
+    if plugin is not None and plugin not in p.sets_by_plugin:
+        raise errors.PluginNotFound(f"no installed plugin {plugin!r}; found: {', '.join(p.sets_by_plugin) or 'none'}")
     rows = []
-    for ident, c in p.databases.items():
+    for ident in sorted(p.sets_by_plugin):
+        tables = tuple(dict.fromkeys(s.table for s in p.sets_by_plugin[ident]))
+        if ident in p.missing and plugin in (None, ident):
+            none = (None, None, None, None, None, None)
+            rows.append(ConfigRow(ident, "", options.client or "", *none, "not set", tables, missing=p.missing[ident]))
+            continue
+        c = p.databases[ident]
         if plugin in (None, ident):
             rows.append(
                 ConfigRow(
@@ -202,7 +236,7 @@ def describe(options: conn.Options, *, project_dir: str | None = None, plugin: s
                     sqlite_file=c.database if c.is_sqlite else None,
                     user=c.user,
                     password="set" if c.password else "not set",
-                    migrations_tables=tuple(dict.fromkeys(s.table for s in p.sets_by_plugin[ident])),
+                    migrations_tables=tables,
                     role=c.settings.role,
                     skip_migrations=c.settings.skip_migrations,
                     ensure_exists=c.settings.ensure_exists,
@@ -211,7 +245,7 @@ def describe(options: conn.Options, *, project_dir: str | None = None, plugin: s
                     notes=c.notes,
                 )
             )
-    return ConfigReport(tuple(rows))
+    return ConfigReport(tuple(rows), repository.describe(p.project))
 
 
 def sharing(databases: Mapping[str, conn.Connection]) -> dict[str, list[str]]:
@@ -230,19 +264,42 @@ class SetRow:
     migrations_directory: str
     migrations_table: str
     databases: tuple[str, ...]  # where it lives (a shared set: every plugin database)
+    source: str = "table"  # who named its folder and table: "code", "table" or "package.json" (install/sets.py)
+
+
+@dataclass(frozen=True)
+class PluginRow:
+    """A backend plugin or module the backend loads, with or without sets of its own."""
+
+    plugin: str | None  # its plugin id (package.json, else its code); None when neither names one
+    package: str
+    version: str | None
+    role: str | None
+    folder: str
+    sets: int  # how many migration sets it ships
 
 
 @dataclass(frozen=True)
 class SetsReport:
     sets: tuple[SetRow, ...]
+    repository: repository.Repository | None = None
+    plugins: tuple[PluginRow, ...] = ()
+    missing: tuple[str, ...] = ()  # "<plugin>: <the setting its connection lacks>"
 
 
 def list_sets(options: conn.Options, *, project_dir: str | None = None) -> SetsReport:
     """Every installed migration set and the database(s) it belongs to: `knexwrap plugins`."""
-    p = plan(options, project_dir)
+    p = plan(options, project_dir, lenient=True)
     rows = []
-    for one in sets.discover_all(p.project):
+    found = sets.discover_all(p.project)
+    for one in found:
         owners = list(p.databases) if one.plugin_id == sets.EVERY_PLUGIN else [str(one.plugin_id)]
         where = tuple(p.databases[o].target() for o in owners if o in p.databases)
-        rows.append(SetRow(str(one.plugin_id), one.package, one.version, one.directory, one.table, where))
-    return SetsReport(tuple(rows))
+        rows.append(SetRow(str(one.plugin_id), one.package, one.version, one.directory, one.table, where, one.source))
+    shipped = [s.package for s in found]
+    loaded = [
+        PluginRow(sets.plugin_id_of(x), x.name, x.version, x.role, str(x.folder), shipped.count(x.name))
+        for x in backend.load(p.project).plugins
+    ]
+    missing = tuple(f"{plugin}: {why}" for plugin, why in p.missing.items())
+    return SetsReport(tuple(rows), repository.describe(p.project), tuple(loaded), missing)

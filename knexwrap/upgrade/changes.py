@@ -10,8 +10,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import errors
+from ..install import sets
 from ..knex import parse
 from ..state import read as st
+from ..state import report
 from ..state.plugin import Target, neighbours, read_state
 from .ensure import Creation, create, creation_for
 
@@ -64,6 +66,19 @@ def _file_name(name: str, candidates: tuple[str, ...]) -> str:
         if candidate.rsplit(".", 1)[0] == name:
             return candidate
     return name
+
+
+def _refuse_if_wrong_folder(state: st.SetState, target: Target) -> None:
+    """Rows of another installed set in this table: the folder and the database do not belong together."""
+    owners = report.claims(sets.discover_all(target.project))
+    rows = report.set_report(target.migrations, state, owners).rows_of_other_sets
+    if rows:
+        theirs = sorted({f"{r.package} ({r.migrations_directory})" for r in rows})
+        raise errors.WrongFolder(
+            f"{target.connection.target()} table {target.migrations.table} holds {len(rows)} migrations of "
+            f"{', '.join(theirs)}, not of {target.migrations.package or target.migrations.directory}: this folder "
+            "and this database do not belong together (see knexwrap doctor); nothing was changed"
+        )
 
 
 def _refuse_if_ahead(state: st.SetState) -> None:
@@ -140,6 +155,7 @@ def _checked_or_absent(target: Target) -> tuple[st.SetState, Creation | None]:
 def _checked(target: Target) -> st.SetState:
     state = read_state(target)
     # knexConfig.migrations.disableMigrationsListValidation: knex (and the backend) run despite missing files.
+    _refuse_if_wrong_folder(state, target)
     if not target.knex_config()["migrations"].get("disableMigrationsListValidation"):
         _refuse_if_ahead(state)
     _refuse_if_locked(state, target)

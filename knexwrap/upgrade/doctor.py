@@ -87,6 +87,46 @@ def _ahead(
     )
 
 
+def _foreign(db: report.DatabaseReport, one: report.SetReport) -> Finding:
+    """Rows of another installed set in this set's table: a conflict (two sets, one table) or a
+    folder pointed at the wrong database (the mistake of Backstage's manual rollback guide)."""
+    rows = one.rows_of_other_sets
+    where = sorted({f"{r.package} ({r.migrations_directory})" for r in rows})
+    files = tuple(r.name for r in rows)
+    if one.state == "conflict":
+        return Finding(
+            db.database,
+            one.migrations_table,
+            "conflict",
+            f"{one.package} shares the table {one.migrations_table} with another installed set"
+            + (f" ({len(rows)} rows belong to {', '.join(where)})" if rows else "")
+            + ": knex would call each folder corrupt; give one of them a migrations table of its own "
+            "(migrations.tableName) and move its rows there before the backend starts",
+            files,
+        )
+    their_tables = sorted({r.migrations_table for r in rows})
+    return Finding(
+        db.database,
+        one.migrations_table,
+        "wrong folder",
+        f"{len(rows)} recorded migrations belong to {', '.join(where)}, not to {one.package}: this database was "
+        f"migrated with another plugin's folder; revert them with that folder against this database, newest "
+        f"first (knexwrap down <that folder> --database <this database> --migrations-table-name "
+        f"{one.migrations_table} NAME), or restore a backup; their own table is {', '.join(their_tables)}",
+        files,
+    )
+
+
+def _orphan(db: report.DatabaseReport, one: report.SetReport) -> Finding:
+    return Finding(
+        db.database,
+        one.migrations_table,
+        "locked",
+        "the lock of a migrations table no installed package claims is held: release it with "
+        f"knexwrap unlock {db.plugin} --migrations-table-name {one.migrations_table} once nothing runs",
+    )
+
+
 def _locked(db: report.DatabaseReport, one: report.SetReport, flags: str) -> Finding:
     table = "" if one.migrations_table == "knex_migrations" else f" --migrations-table-name {one.migrations_table}"
     return Finding(
@@ -123,8 +163,13 @@ def diagnose(p: install.Plan, *, timeout: float) -> DoctorReport:
             findings.append(Finding(db.database, "", "unreachable", str(db.error)))
         for one in db.sets:
             checked += 1
+            if one.package is None and not one.migrations_directory:  # a table no installed set claims
+                findings += [_orphan(db, one)] if one.locked else []
+                continue
             if one.locked:
                 findings.append(_locked(db, one, p.flags))
+            if one.rows_of_other_sets or one.state == "conflict":
+                findings.append(_foreign(db, one))
             if one.counts["missing"]:
                 findings.append(_ahead(db, one, p, found))
             if db.skip_migrations and one.counts["pending"]:

@@ -4,7 +4,8 @@
 //
 // Input (environment, never argv):
 //   KNEX_PATH            the project's knex/knex.js
-//   KNEXWRAP_READ        JSON list of {"id", "config", "tables", "passwordEnv"?, "listDatabases"?}
+//   KNEXWRAP_READ        JSON list of {"id", "config", "tables", "passwordEnv"?, "listDatabases"?,
+//                        "migrationTables"? (also list and read every table of knex's migrations shape)}
 //   the variable named by passwordEnv holds that target's password
 // Output: one JSON list on stdout, one entry per target: {"id", "tables": {...}}, {"id", "databases": [...]}
 // or {"id", "error"}; a line "done <id>" on stderr as each target finishes (knexwrap's progress).
@@ -74,6 +75,29 @@ async function missingSchema(knex, config) {
   return { code: '3F000', message: `schema "${schema}" does not exist in database "${config.connection.database}"` };
 }
 
+// Tables with knex's migrations shape (id, name, batch, migration_time) in the target's database or
+// schema: the sets the database itself holds, whether or not an installed package claims them.
+const SHAPE = ['id', 'name', 'batch', 'migration_time'];
+const MIGRATION_TABLES = {
+  pg:
+    'select table_name as name from information_schema.columns where table_schema = current_schema() ' +
+    'and column_name in (?, ?, ?, ?) group by table_name having count(*) = 4',
+  mysql2:
+    'select table_name as name from information_schema.columns where table_schema = database() ' +
+    'and column_name in (?, ?, ?, ?) group by table_name having count(*) = 4',
+  'better-sqlite3':
+    "select m.name as name from sqlite_master m where m.type = 'table' and (select count(*) from " +
+    'pragma_table_info(m.name) p where p.name in (?, ?, ?, ?)) = 4',
+};
+
+async function migrationTables(knex, client) {
+  const sql = MIGRATION_TABLES[client === 'sqlite3' ? 'better-sqlite3' : client];
+  if (!sql) return [];
+  const result = await knex.raw(sql, SHAPE);
+  const rows = Array.isArray(result) ? (Array.isArray(result[0]) ? result[0] : result) : result.rows;
+  return rows.map(r => r.name ?? r.NAME ?? r.TABLE_NAME).sort();
+}
+
 async function readTarget(target) {
   const config = withBackendSettings({ ...target.config, pool: { min: 0, max: 1 } });
   const password = target.passwordEnv ? process.env[target.passwordEnv] : undefined;
@@ -90,13 +114,14 @@ async function readTarget(target) {
       return { id: target.id, error: noSchema };
     }
     const tables = {};
-    for (const table of target.tables) {
+    const found = target.migrationTables ? await migrationTables(knex, config.client) : null;
+    for (const table of new Set([...target.tables, ...(found || [])])) {
       tables[table] = await readTable(knex, table);
     }
-    if (target.sessions) {
-      return { id: target.id, tables, sessions: await backendSessions(knex) };
-    }
-    return { id: target.id, tables };
+    const result = { id: target.id, tables };
+    if (found) result.migrationTables = found;
+    if (target.sessions) result.sessions = await backendSessions(knex);
+    return result;
   } catch (err) {
     return { id: target.id, error: { code: err.code ? String(err.code) : null, message: String(err.message || err) } };
   } finally {
