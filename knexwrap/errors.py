@@ -114,6 +114,12 @@ class PreviewUnavailable(KnexwrapError):
     code, exit_code = "preview_unavailable", 18
 
 
+class StateChanged(KnexwrapError):
+    """The database is not what the plan was made from (another run changed it between plan and run)."""
+
+    code, exit_code = "state_changed", 19
+
+
 # The README's exit-code table is generated from this list, so keep it the single source.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "success"),
@@ -135,4 +141,5 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (16, "a Backstage backend is connected to a database a downgrade would change (--force to go on)"),
     (17, "doctor found problems (each is listed with its fix)"),
     (18, "--sql cannot preview here: no scratch copy (the role may not create databases), or --sql=live not possible"),
+    (19, "the database changed between the plan and the run: nothing was changed (or only the named prefix)"),
 )

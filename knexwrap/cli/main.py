@@ -97,8 +97,9 @@ def _change(
 
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     sql = kw.pop("sql", None)
+    change_timeout = kw.pop("change_timeout")
     explicit_table = kw.get("migrations_table_name")
-    target = target_from(plugin, kw)
+    target = changes.with_change_timeout(target_from(plugin, kw), change_timeout)
     if pick is not None and not explicit_table:
         target = pick(target)
     plan = changes.with_warnings(target, plan_for(target))

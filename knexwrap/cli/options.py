@@ -67,6 +67,14 @@ def target_options(func: F) -> F:
 
 
 def change_options(func: F) -> F:
+    func = click.option(
+        "--change-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="Stop knex after this long, even in the middle of a migration [no limit: --timeout bounds "
+        "connecting and reading only].",
+    )(func)
     func = click.option("--yes", "-y", is_flag=True, help="Do not ask before changing the database.")(func)
     return click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")(func)
 

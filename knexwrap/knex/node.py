@@ -13,24 +13,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ToolMissing
+from ..errors import KnexwrapError, ToolMissing
 from ..install.plugins import KNEX_BIN
+from . import events as ev
 from .failures import classify
 from .process import Run, find, run
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 KNEXFILE = JS_DIR / "knexfile.js"
 PASSWORD_ENV = "KNEXWRAP_PASSWORD"
+PLAN_ENV = "KNEXWRAP_PLAN"
 # FORCE_COLOR turns colours on even when set to 0; libpq-style PG* variables would let the driver
 # fill a gap from the shell. knexwrap always names host, port, user and database itself.
 _DROPPED = frozenset({"FORCE_COLOR", PASSWORD_ENV, "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD"})
 
 
 @dataclass(frozen=True)
+class ChangeRun:
+    """One knex run of a change: what knex printed, and the events of knexwrap's knexfile (knex/events.py)."""
+
+    run: Run  # stderr without the event lines
+    events: tuple[ev.MigrationEvent, ...]
+
+    def failure(self) -> KnexwrapError | None:
+        """The typed error of a non-zero exit, None on success."""
+        return None if self.run.exit_code == 0 else classify(self.run.stdout, self.run.stderr, self.run.exit_code)
+
+
+@dataclass(frozen=True)
 class Node:
     project: Path
-    timeout: float
+    timeout: float  # seconds, for connecting and reading
     password: str | None = None
+    change_timeout: float | None = None  # seconds for a change; None: a running migration is never cut
 
     def knex(self, args: list[str], config: dict[str, Any]) -> Run:
         """One run of node_modules/.bin/knex with knexwrap's knexfile; non-zero exits raise typed errors."""
@@ -39,6 +54,34 @@ class Node:
         if run.exit_code != 0:
             raise classify(run.stdout, run.stderr, run.exit_code)
         return run
+
+    def change(
+        self,
+        args: list[str],
+        config: dict[str, Any],
+        plan: dict[str, Any],
+        on_event: Callable[[ev.MigrationEvent], None] | None = None,
+    ) -> ChangeRun:
+        """One knex run held to `plan` by knexwrap's knexfile (see js/knexfile.js).
+
+        plan: {"table", "direction": "up"|"down", "names": [...] in run order, "applied": [[name, batch], ...]
+        in id order, the rows the plan was made from}. A non-zero exit is returned, not raised: the caller
+        re-reads the database before it says what happened. Bounded only by change_timeout.
+        """
+        seen: list[ev.MigrationEvent] = []
+
+        def on_line(line: str) -> None:
+            event = ev.parse_event(line.rstrip("\n"))
+            if event is not None:
+                seen.append(event)
+                if on_event is not None:
+                    on_event(event)
+
+        argv = [str(self.project / KNEX_BIN), "--knexfile", str(KNEXFILE), *args]
+        extra = {"KNEXWRAP_CONFIG": json.dumps(config), PLAN_ENV: json.dumps(plan)}
+        run = self._run(argv, extra, on_err=on_line, timeout=self.change_timeout, timeout_option="--change-timeout")
+        found, rest = ev.split(run.stderr)
+        return ChangeRun(Run(run.argv, run.exit_code, run.stdout, rest), found or tuple(seen))
 
     def read(
         self,
@@ -75,19 +118,25 @@ class Node:
         extra_env: dict[str, str],
         progress: Callable[[str], None] | None = None,
         secrets: tuple[str, ...] = (),
+        *,
+        on_err: Callable[[str], None] | None = None,
+        timeout: float | None = -1.0,
+        timeout_option: str = "--timeout",
     ) -> Run:
         node = find("node", "knexwrap runs the project's knex with it")
         if not Path(argv[0]).exists():
             raise ToolMissing(f"{argv[0]} is missing: run npm install in {self.project}")
-        on_err = _progress(progress) if progress is not None else None
+        if progress is not None:
+            on_err = _progress(progress)
         return run(
             node,
             argv,
             cwd=self.project,
             env=self._environment(extra_env),
-            timeout=self.timeout,
+            timeout=self.timeout if timeout == -1.0 else timeout,
             secrets=(self.password, *secrets),
             on_err_line=on_err,
+            timeout_option=timeout_option,
         )
 
 

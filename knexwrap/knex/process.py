@@ -40,11 +40,15 @@ def run(
     *,
     cwd: Path,
     env: Mapping[str, str],
-    timeout: float,
+    timeout: float | None,
     secrets: tuple[str | None, ...] = (),
     on_err_line: Callable[[str], None] | None = None,
+    timeout_option: str = "--timeout",
 ) -> Run:
-    """Run to completion; a non-zero exit is returned, not raised: callers know what it means."""
+    """Run to completion; a non-zero exit is returned, not raised: callers know what it means.
+
+    timeout: seconds before the program is killed (Timeout is raised); None for no limit, which a
+    running migration gets unless the user asked for one (a killed migration is a half-done one)."""
     import sh  # deferred: a large import, and only commands that start a program need it
 
     command = sh.Command(executable).bake(
@@ -60,8 +64,9 @@ def run(
         running = command(*argv)
     except sh.CommandNotFound as missing:
         raise ToolMissing(f"cannot run {executable}: {missing}") from missing
-    timer = threading.Timer(timeout, _kill, (running, expired))
-    timer.start()
+    timer = threading.Timer(timeout, _kill, (running, expired)) if timeout is not None else None
+    if timer is not None:
+        timer.start()
     try:
         running.wait()
         code, out, err = 0, running.stdout, running.stderr
@@ -70,10 +75,13 @@ def run(
     except sh.SignalException:
         code, out, err = -9, running.stdout, running.stderr
     finally:
-        timer.cancel()
+        if timer is not None:
+            timer.cancel()
     if expired.is_set():
         name = Path(executable).name if not argv else Path(argv[0]).name
-        raise Timeout(f"{name} did not finish within {timeout:g} s and was stopped (raise it with --timeout)")
+        raise Timeout(
+            f"{name} did not finish within {timeout or 0:g} s and was stopped (raise it with {timeout_option})"
+        )
     return Run(
         argv=(executable, *argv),
         exit_code=code,

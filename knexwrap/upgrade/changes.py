@@ -10,18 +10,26 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import errors
-from ..knex import parse
+from ..knex import events, parse
 from ..state import read as st
 from ..state.plugin import Target, neighbours, read_state
+from . import pause
 
 
 @dataclass(frozen=True)
 class Plan:
+    """What a change verb will do: `names` in the order knex runs them, from the state `applied`.
+
+    applied: the table's rows (name, batch) in id order when the plan was read; the run refuses to
+    start unless the table is exactly this under knex's lock (js/knexfile.js).
+    """
+
     command: str
     action: str  # "apply", "revert" or "unlock"
     names: tuple[str, ...]
     knex_args: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    applied: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,41 +90,48 @@ def _refuse_if_locked(state: st.SetState, target: Target) -> None:
         )
 
 
+def _rows(state: st.SetState) -> tuple[tuple[str, int], ...]:
+    return tuple((a.name, a.batch) for a in state.applied)
+
+
 def plan_latest(target: Target) -> Plan:
     state = _checked(target)
-    return Plan("latest", "apply", state.pending, ("migrate:latest", "--verbose"))
+    return Plan("latest", "apply", state.pending, ("migrate:latest", "--verbose"), applied=_rows(state))
 
 
 def plan_up(target: Target, name: str | None) -> Plan:
     state = _checked(target)
     if name is None:
-        return Plan("up", "apply", state.pending[:1], ("migrate:up",))
+        # knex is given the shown name: "the next pending file" is decided once, here, not again at run time.
+        first = state.pending[:1]
+        return Plan("up", "apply", first, ("migrate:up", *first), applied=_rows(state))
     wanted = _file_name(name, state.files)
     if wanted in state.applied_names:
         raise errors.MigrationNotFound(f'migration "{wanted}" is already applied: nothing to run')
     if wanted not in state.pending:
         raise errors.MigrationNotFound(f'migration "{wanted}" is not in {target.migrations.directory}')
-    return Plan("up", "apply", (wanted,), ("migrate:up", wanted))
+    return Plan("up", "apply", (wanted,), ("migrate:up", wanted), applied=_rows(state))
 
 
 def plan_down(target: Target, name: str | None) -> Plan:
     state = _checked(target)
     if name is None:
-        return Plan("down", "revert", state.applied_names[-1:], ("migrate:down",))
+        last = state.applied_names[-1:]
+        return Plan("down", "revert", last, ("migrate:down", *last), applied=_rows(state))
     wanted = _file_name(name, state.applied_names + state.files)
     if wanted not in state.applied_names:
         raise errors.MigrationNotRun(f'migration "{wanted}" has not been run: nothing to revert')
-    return Plan("down", "revert", (wanted,), ("migrate:down", wanted))
+    return Plan("down", "revert", (wanted,), ("migrate:down", wanted), applied=_rows(state))
 
 
 def plan_rollback(target: Target, everything: bool) -> Plan:
     state = _checked(target)
     if everything:
         names = tuple(reversed(state.applied_names))
-        return Plan("rollback", "revert", names, ("migrate:rollback", "--all", "--verbose"))
+        return Plan("rollback", "revert", names, ("migrate:rollback", "--all", "--verbose"), applied=_rows(state))
     batch = state.last_batch
     names = state.batch_files(batch) if batch is not None else ()
-    return Plan("rollback", "revert", names, ("migrate:rollback", "--verbose"))
+    return Plan("rollback", "revert", names, ("migrate:rollback", "--verbose"), applied=_rows(state))
 
 
 def plan_unlock(target: Target) -> Plan:
@@ -146,35 +161,83 @@ def dry_run(target: Target, plan: Plan) -> Outcome:
 
 
 def execute(target: Target, plan: Plan) -> Outcome:
-    """Carry the plan out with one knex run; nothing runs for an empty plan."""
+    """Carry the plan out with one knex run held to it (knex/js/knexfile.js); nothing runs for an empty plan.
+
+    Raises StateChanged when the database is no longer what the plan was made from (nothing of the plan
+    ran, or only the prefix named), MigrationFailed/Timeout/... with what the database shows afterwards.
+    """
     outcome = Outcome(target.header(), plan.command, plan.action, plan.names, (), False, warnings=plan.warnings)
     if not plan.names:
         return outcome
-    try:
-        run = target.node.knex(list(plan.knex_args), target.knex_config())
-    except (errors.MigrationFailed, errors.Timeout) as failure:
-        raise _with_aftermath(target, plan, failure) from failure
+    pause.point("confirmed")
     if plan.action == "unlock":
-        parse.parse_unlock(run.stdout)
+        parse.parse_unlock(target.node.knex(list(plan.knex_args), target.knex_config()).stdout)
         return replace(outcome, done=plan.names)
-    change = parse.parse_change(run.stdout)
-    # up/down print the name; latest/rollback print it with --verbose. Either way knex has the last word.
-    return replace(outcome, done=change.names, batch=change.batch, notes=change.notes)
+    held = {
+        "table": target.migrations.table,
+        "direction": "up" if plan.action == "apply" else "down",
+        "names": list(plan.names),
+        "applied": [list(row) for row in plan.applied],
+    }
+    seen: list[events.MigrationEvent] = []
+    try:
+        run = target.node.change(list(plan.knex_args), target.knex_config(), held, seen.append)
+    except errors.Timeout as expired:  # --change-timeout: the user asked for a clock on the change
+        raise aftermath(target, plan, expired, tuple(seen)) from expired
+    failure = run.failure()
+    ran = events.finished(run.events)
+    if failure is not None or events.stale(run.events, run.run.stdout) or ran != plan.names:
+        raise aftermath(target, plan, failure, run.events)
+    change = parse.parse_change(run.run.stdout)
+    return replace(outcome, done=ran, batch=change.batch, notes=change.notes)
 
 
-def _with_aftermath(target: Target, plan: Plan, failure: errors.KnexwrapError) -> errors.KnexwrapError:
+def aftermath(
+    target: Target, plan: Plan, failure: errors.KnexwrapError | None, seen: tuple[events.MigrationEvent, ...]
+) -> errors.KnexwrapError:
+    """The error to report after a change that did not run exactly its plan, from re-reading the database."""
     try:
         after = read_state(target)
     except errors.KnexwrapError:
-        failure.message += "; knexwrap could not read the database afterwards: check knexwrap status"
-        return failure
-    applied = set(after.applied_names)
+        unread = failure or errors.StateChanged("the run did not follow the plan")
+        unread.message += "; knexwrap could not read the database afterwards: check knexwrap status"
+        return unread
+    # What this run did: files whose up/down returned (its events) that the database now shows as done.
+    now = set(after.applied_names)
     if plan.action == "apply":
-        done = [n for n in plan.names if n in applied]
-        failure.message += f"; applied before it stopped: {', '.join(done) or 'none'}"
+        done = [n for n in events.finished(seen) if n in now]
+        said = f"applied before it stopped: {', '.join(done) or 'none'}"
     else:
-        done = [n for n in plan.names if n not in applied]
-        failure.message += f"; reverted before it stopped: {', '.join(done) or 'none'}"
+        done = [n for n in events.finished(seen) if n not in now]
+        said = f"reverted before it stopped: {', '.join(done) or 'none'}"
+    moved_under_us = not done and tuple((a.name, a.batch) for a in after.applied) != plan.applied
+    if failure is None or events.stale(seen, failure.output) or moved_under_us:
+        error: errors.KnexwrapError = errors.StateChanged(
+            f"the migrations table {target.migrations.table} changed since the plan was shown "
+            f"({_difference(plan.applied, after)}); knexwrap ran nothing it had not shown: {said}; "
+            "look again (knexwrap status) and run the command again"
+        )
+    else:
+        error = failure
+        error.message += f"; {said}"
     if after.locked:
-        failure.message += "; the migration lock is still held"
-    return failure
+        error.message += "; the migration lock is still held"
+    return error
+
+
+def _difference(before: tuple[tuple[str, int], ...], after: st.SetState) -> str:
+    """What another run changed: names applied or reverted since the plan was read."""
+    was, now = [n for n, _ in before], list(after.applied_names)
+    gained = [n for n in now if n not in was]
+    lost = [n for n in was if n not in now]
+    parts = ([f"applied since: {', '.join(gained)}"] if gained else []) + (
+        [f"reverted since: {', '.join(lost)}"] if lost else []
+    )
+    return "; ".join(parts) or "the batches differ"
+
+
+def with_change_timeout(target: Target, seconds: float | None) -> Target:
+    """The target whose knex runs of a change stop after `seconds` (None: never by a clock)."""
+    if seconds is not None and seconds <= 0:
+        raise errors.ConfigError("--change-timeout must be a positive number of seconds")
+    return replace(target, node=replace(target.node, change_timeout=seconds))
