@@ -48,9 +48,21 @@ class Paused:
         return self.process.returncode, out, err
 
 
-def paused(args: list[str], folder: Path, env: Mapping[str, str | None], *, stdin: str | None = None) -> Paused:
-    """A real `knexwrap ARGS` process in the fixture project, pausing at every point (see pause.py)."""
+POINTS = ("confirmed", "locked")
+
+
+def paused(
+    args: list[str],
+    folder: Path,
+    env: Mapping[str, str | None],
+    *,
+    stop_at: tuple[str, ...] = POINTS,
+    stdin: str | None = None,
+) -> Paused:
+    """A real `knexwrap ARGS` process in the fixture project, pausing at the points `stop_at` (see pause.py)."""
     folder.mkdir(parents=True, exist_ok=True)
+    for point in set(POINTS) - set(stop_at):
+        (folder / f"{point}.go").touch()
     merged = {**os.environ, **{k: v for k, v in {**CLEAN_ENV, **env}.items() if v is not None}}
     for key, value in {**CLEAN_ENV, **env}.items():
         if value is None:

@@ -41,7 +41,7 @@ def test_rollback_confirmed_after_another_rollback_reverts_nothing(
     env, db = pg_env(pg), ["--database", pg_database]
     assert knexwrap("up", "catalog", *db, "--yes", env=env).code == 0  # batch 1: init
     assert knexwrap("latest", "catalog", *db, "--yes", env=env).code == 0  # batch 2: the other three
-    first = paused(["rollback", "catalog", *db, "--yes"], tmp_path / "a", env)
+    first = paused(["rollback", "catalog", *db, "--yes"], tmp_path / "a", env, stop_at=("confirmed",))
     first.wait_at("confirmed")
     assert knexwrap("rollback", "catalog", *db, "--yes", env=env).code == 0  # another operator was quicker
     before = pg_fingerprint(pg, pg_database)
@@ -62,7 +62,7 @@ def test_rollback_confirmed_after_another_rollback_reverts_nothing(
 def test_down_without_name_runs_the_file_shown_or_nothing(pg: PgServer, pg_database: str, tmp_path: Path) -> None:
     env, db = pg_env(pg), ["--database", pg_database]
     assert knexwrap("latest", "catalog", *db, "--yes", env=env).code == 0
-    first = paused(["down", "catalog", *db, "--yes"], tmp_path / "a", env)
+    first = paused(["down", "catalog", *db, "--yes"], tmp_path / "a", env, stop_at=("confirmed",))
     first.wait_at("confirmed")
     assert knexwrap("down", "catalog", *db, "--yes", env=env).code == 0  # reverts search
     before = pg_fingerprint(pg, pg_database)
@@ -81,7 +81,7 @@ def test_latest_after_a_concurrent_up_applies_nothing_unshown(tmp_path: Path) ->
     opts = sqlite_opts(folder)
     assert knexwrap("up", "catalog", *opts, "--yes").code == 0
     assert knexwrap("down", "catalog", *opts, "--yes").code == 0  # the file exists, its tables do not
-    first = paused(["latest", "catalog", *opts, "--yes"], tmp_path / "a", {})
+    first = paused(["latest", "catalog", *opts, "--yes"], tmp_path / "a", {}, stop_at=("confirmed",))
     first.wait_at("confirmed")
     assert knexwrap("up", "catalog", *opts, "--yes").code == 0
     database = folder / "catalog.sqlite"
@@ -98,7 +98,7 @@ def test_an_unchanged_database_runs_the_plan_and_reports_it(tmp_path: Path) -> N
     folder = tmp_path / "db"
     folder.mkdir()
     opts = sqlite_opts(folder)
-    first = paused(["latest", "catalog", *opts, "--yes", "--json"], tmp_path / "a", {})
+    first = paused(["latest", "catalog", *opts, "--yes", "--json"], tmp_path / "a", {}, stop_at=("confirmed",))
     first.wait_at("confirmed")
     first.release("confirmed")
     code, out, err = first.finish()

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import KnexwrapError, ToolMissing
+from ..errors import KnexwrapError, Timeout, ToolMissing
 from ..install.plugins import KNEX_BIN
 from . import events as ev
 from .failures import classify
-from .process import Run, find, run
+from .process import Background, Run, find, run, start
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 KNEXFILE = JS_DIR / "knexfile.js"
@@ -82,6 +82,26 @@ class Node:
         run = self._run(argv, extra, on_err=on_line, timeout=self.change_timeout, timeout_option="--change-timeout")
         found, rest = ev.split(run.stderr)
         return ChangeRun(Run(run.argv, run.exit_code, run.stdout, rest), found or tuple(seen))
+
+    def hold_lock(self, entry: dict[str, Any], wait: float) -> tuple[Background, dict[str, Any]]:
+        """Start js/hold_lock.js for one set (entry: {"config", "table", "key", "passwordEnv"}) and read its answer.
+
+        Returns the running holder (stop() releases the lock) and its first line: {"held": true, "knexLock"}
+        or {"held": false, "holder"} or {"error"}. Raises Timeout when it says nothing within `wait` seconds.
+        """
+        node = find("node", "knexwrap holds its own lock with it")
+        holder = start(
+            node,
+            [str(JS_DIR / "hold_lock.js")],
+            cwd=self.project,
+            env=self._environment({"KNEXWRAP_LOCK": json.dumps(entry)}),
+        )
+        line = holder.first_line(wait)
+        if line is None:
+            holder.stop()
+            raise Timeout(f"knexwrap could not take its own lock within {wait:g} s (raise it with --timeout)")
+        answer: dict[str, Any] = json.loads(line)
+        return holder, answer
 
     def read(
         self,

@@ -109,3 +109,55 @@ def _keep_lines(on_line: Callable[[str], None], kept: list[str]) -> Callable[[st
         on_line(line)
 
     return take
+
+
+class Background:
+    """A program that runs beside knexwrap (the holder of knexwrap's own lock) until stop().
+
+    It sits in its own process group, so a Ctrl-C on the terminal reaches knexwrap alone, which decides.
+    """
+
+    def __init__(self, running: Any, first: threading.Event, lines: list[str]) -> None:
+        self._running, self._first, self._lines = running, first, lines
+
+    @property
+    def pid(self) -> int:
+        return int(self._running.pid)
+
+    def first_line(self, timeout: float) -> str | None:
+        """The first line it printed on stdout, None if it printed none within `timeout` seconds or exited."""
+        self._first.wait(timeout)
+        return self._lines[0] if self._lines else None
+
+    def stop(self) -> None:
+        """Ask it to finish (SIGTERM) and wait until it has."""
+        import sh
+
+        with contextlib.suppress(ProcessLookupError, OSError):
+            self._running.terminate()
+        with contextlib.suppress(sh.ErrorReturnCode, sh.SignalException):
+            self._running.wait()
+
+
+def start(executable: str, argv: list[str], *, cwd: Path, env: Mapping[str, str]) -> Background:
+    """Start a long-running program; its stdout lines are collected, the first one awaited by the caller."""
+    import sh
+
+    first = threading.Event()
+    lines: list[str] = []
+
+    def take(line: str) -> None:
+        lines.append(line)
+        first.set()
+
+    def done(*_: Any) -> None:
+        first.set()  # exited without a line: nobody waits in vain
+
+    command = sh.Command(executable).bake(
+        _cwd=str(cwd), _env=dict(env), _tty_in=False, _tty_out=False, _bg=True, _bg_exc=False, _new_group=True
+    )
+    try:
+        running = command(*argv, _out=take, _done=done)
+    except sh.CommandNotFound as missing:
+        raise ToolMissing(f"cannot run {executable}: {missing}") from missing
+    return Background(running, first, lines)

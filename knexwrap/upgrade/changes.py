@@ -13,7 +13,7 @@ from .. import errors
 from ..knex import events, parse
 from ..state import read as st
 from ..state.plugin import Target, neighbours, read_state
-from . import pause
+from . import lock, pause
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,12 @@ def execute(target: Target, plan: Plan) -> Outcome:
     if not plan.names:
         return outcome
     pause.point("confirmed")
+    with lock.hold(target, check_knex_lock=plan.action != "unlock"):
+        pause.point("locked")
+        return _run(target, plan, outcome)
+
+
+def _run(target: Target, plan: Plan, outcome: Outcome) -> Outcome:
     if plan.action == "unlock":
         parse.parse_unlock(target.node.knex(list(plan.knex_args), target.knex_config()).stdout)
         return replace(outcome, done=plan.names)
