@@ -160,6 +160,10 @@ def test_declining_the_question_changes_nothing(sqlite_dir: Path) -> None:
     assert len(applied(db)) == 4
     no_terminal = knexwrap("rollback", "catalog", *opts(sqlite_dir), input="")
     assert no_terminal.code == 14
+    assert no_terminal.err.splitlines()[-1] == (
+        "knexwrap: error: there is no terminal to ask on (stdin is not a terminal and gave no answer): nothing was "
+        "changed; pass --yes to go ahead without asking"
+    )
     assert len(applied(db)) == 4
 
 

@@ -17,7 +17,7 @@ from .. import errors
 from ..state import plugin as commands
 from . import install as cli_install
 from . import output, sqlview
-from .options import F, change_options, options_from, target_from, target_options
+from .options import F, change_options, confirm_or_cancel, options_from, target_from, target_options
 
 if TYPE_CHECKING:
     from ..upgrade.changes import Plan
@@ -113,9 +113,9 @@ def _change(
         return
     if plan.names:
         output.show_plan(target.header(), plan)
-        if not yes and not click.confirm("Go ahead?", default=False, err=True):
-            raise errors.Cancelled("cancelled: nothing was changed")
-    output.emit(changes.execute(target, plan), as_json=as_json, fmt=fmt)
+        confirm_or_cancel(yes)
+    say = lambda line: click.echo(f"knexwrap: {line}", err=True)  # noqa: E731
+    output.emit(changes.execute(target, plan, say), as_json=as_json, fmt=fmt)
 
 
 def change_command(help_text: str) -> Callable[[F], F]:

@@ -108,3 +108,26 @@ def target_from(plugin: str, kw: dict[str, Any]) -> commands.Target:
         table=kw.pop("migrations_table_name"),
         timeout=kw.pop("timeout"),
     )
+
+
+def confirm_or_cancel(yes: bool) -> None:
+    """Ask "Go ahead?" unless --yes; raises Cancelled (14) on "no", on Ctrl-C, and when nobody can answer.
+
+    With stdin closed or empty (a pipeline, CI) there is no one to ask: the message says to pass --yes,
+    instead of a "cancelled" nobody chose.
+    """
+    import sys
+
+    if yes:
+        return
+    try:
+        if click.confirm("Go ahead?", default=False, err=True):
+            return
+    except click.exceptions.Abort:  # click's answer to both Ctrl-C and end of input
+        if not sys.stdin.isatty():
+            raise errors.Cancelled(
+                "there is no terminal to ask on (stdin is not a terminal and gave no answer): nothing was changed; "
+                "pass --yes to go ahead without asking"
+            ) from None
+        raise errors.Cancelled("cancelled at the question (Ctrl-C): nothing was changed") from None
+    raise errors.Cancelled("cancelled: nothing was changed")

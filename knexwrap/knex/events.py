@@ -16,8 +16,8 @@ PREFIX = "knexwrap-event "
 # The knexfile's error text when it refuses to go on: the database is not what the plan was made from.
 STALE_MARK = "knexwrap-stale:"
 
-Kind = Literal["checked", "start", "end", "fail", "stale"]
-_KINDS = ("checked", "start", "end", "fail", "stale")
+Kind = Literal["checked", "start", "end", "fail", "stale", "stopped"]
+_KINDS = ("checked", "start", "end", "fail", "stale", "stopped")
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,8 @@ class MigrationEvent:
 
     kind: "checked" (knex holds its lock and the table is exactly as planned; printed once, before the
     first file), "start", "end" (its up/down returned; recorded when knex commits), "fail" (it threw),
-    "stale" (knexwrap refused to run it: the state or the next file differs from the plan).
+    "stale" (knexwrap refused to run it: the state or the next file differs from the plan), "stopped" (not
+    started because knexwrap was interrupted).
     direction: "up" or "down". transaction: knex gave it a transaction (it rolls back on failure).
     at_ms: the knexfile's clock, milliseconds since the epoch. message: the error of a "fail".
     """

@@ -61,12 +61,15 @@ class Node:
         config: dict[str, Any],
         plan: dict[str, Any],
         on_event: Callable[[ev.MigrationEvent], None] | None = None,
+        on_start: Callable[[int], None] | None = None,
+        app_name: str | None = None,
     ) -> ChangeRun:
         """One knex run held to `plan` by knexwrap's knexfile (see js/knexfile.js).
 
         plan: {"table", "direction": "up"|"down", "names": [...] in run order, "applied": [[name, batch], ...]
         in id order, the rows the plan was made from}. A non-zero exit is returned, not raised: the caller
-        re-reads the database before it says what happened. Bounded only by change_timeout.
+        re-reads the database before it says what happened. Bounded only by change_timeout. on_start gets the
+        pid of knex (in its own process group); app_name tags knex's PostgreSQL sessions (application_name).
         """
         seen: list[ev.MigrationEvent] = []
 
@@ -79,7 +82,16 @@ class Node:
 
         argv = [str(self.project / KNEX_BIN), "--knexfile", str(KNEXFILE), *args]
         extra = {"KNEXWRAP_CONFIG": json.dumps(config), PLAN_ENV: json.dumps(plan)}
-        run = self._run(argv, extra, on_err=on_line, timeout=self.change_timeout, timeout_option="--change-timeout")
+        if app_name is not None:
+            extra["KNEXWRAP_APP_NAME"] = app_name
+        run = self._run(
+            argv,
+            extra,
+            on_err=on_line,
+            timeout=self.change_timeout,
+            timeout_option="--change-timeout",
+            on_start=on_start,
+        )
         found, rest = ev.split(run.stderr)
         return ChangeRun(Run(run.argv, run.exit_code, run.stdout, rest), found or tuple(seen))
 
@@ -142,6 +154,7 @@ class Node:
         on_err: Callable[[str], None] | None = None,
         timeout: float | None = -1.0,
         timeout_option: str = "--timeout",
+        on_start: Callable[[int], None] | None = None,
     ) -> Run:
         node = find("node", "knexwrap runs the project's knex with it")
         if not Path(argv[0]).exists():
@@ -157,6 +170,7 @@ class Node:
             secrets=(self.password, *secrets),
             on_err_line=on_err,
             timeout_option=timeout_option,
+            on_start=on_start,
         )
 
 

@@ -44,8 +44,12 @@ def run(
     secrets: tuple[str | None, ...] = (),
     on_err_line: Callable[[str], None] | None = None,
     timeout_option: str = "--timeout",
+    on_start: Callable[[int], None] | None = None,
 ) -> Run:
     """Run to completion; a non-zero exit is returned, not raised: callers know what it means.
+
+    on_start: gets the pid once the program runs; such a program (a change) gets its own process group, so
+    a Ctrl-C on the terminal reaches knexwrap alone, which decides how to stop it (upgrade/interrupt.py).
 
     timeout: seconds before the program is killed (Timeout is raised); None for no limit, which a
     running migration gets unless the user asked for one (a killed migration is a half-done one)."""
@@ -55,6 +59,8 @@ def run(
         _cwd=str(cwd), _env=dict(env), _tty_in=False, _tty_out=False, _truncate_exc=False, _bg=True, _bg_exc=False
     )
     err_lines: list[str] = []
+    if on_start is not None:
+        command = command.bake(_new_group=True)
     if on_err_line is not None:
         command = command.bake(_err=_keep_lines(on_err_line, err_lines))
     # Our own timer instead of sh's _timeout: sh polls that one every 0.1 s, which added up to
@@ -64,6 +70,8 @@ def run(
         running = command(*argv)
     except sh.CommandNotFound as missing:
         raise ToolMissing(f"cannot run {executable}: {missing}") from missing
+    if on_start is not None:
+        on_start(int(running.pid))
     timer = threading.Timer(timeout, _kill, (running, expired)) if timeout is not None else None
     if timer is not None:
         timer.start()
@@ -128,6 +136,11 @@ class Background:
         """The first line it printed on stdout, None if it printed none within `timeout` seconds or exited."""
         self._first.wait(timeout)
         return self._lines[0] if self._lines else None
+
+    def signal(self, signum: int) -> None:
+        """Send it a signal (the lock holder: SIGUSR2 cancels the change's statement on the server)."""
+        with contextlib.suppress(ProcessLookupError, OSError):
+            self._running.signal(signum)
 
     def stop(self) -> None:
         """Ask it to finish (SIGTERM) and wait until it has."""

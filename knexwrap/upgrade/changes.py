@@ -6,14 +6,16 @@ it happens; after a failure the database is read again so the report says what r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import errors
 from ..knex import events, parse
+from ..knex.node import ChangeRun
 from ..state import read as st
 from ..state.plugin import Target, neighbours, read_state
-from . import lock, pause
+from . import aftermath, interrupt, lock, pause
 
 
 @dataclass(frozen=True)
@@ -160,86 +162,59 @@ def dry_run(target: Target, plan: Plan) -> Outcome:
     return Outcome(target.header(), plan.command, plan.action, plan.names, (), True, warnings=plan.warnings)
 
 
-def execute(target: Target, plan: Plan) -> Outcome:
+def execute(target: Target, plan: Plan, say: Callable[[str], None] = lambda _: None) -> Outcome:
     """Carry the plan out with one knex run held to it (knex/js/knexfile.js); nothing runs for an empty plan.
 
-    Raises StateChanged when the database is no longer what the plan was made from (nothing of the plan
-    ran, or only the prefix named), MigrationFailed/Timeout/... with what the database shows afterwards.
+    Under knexwrap's own lock of the set (upgrade/lock.py). Raises StateChanged when the database is no
+    longer what the plan was made from (nothing of the plan ran, or only the prefix named), Interrupted
+    after SIGINT/SIGTERM, MigrationFailed/Timeout/... with what the database shows afterwards. `say` gets
+    the lines an operator must read at once (what an interrupt does).
     """
     outcome = Outcome(target.header(), plan.command, plan.action, plan.names, (), False, warnings=plan.warnings)
     if not plan.names:
         return outcome
     pause.point("confirmed")
-    with lock.hold(target, check_knex_lock=plan.action != "unlock"):
+    with lock.hold(target, check_knex_lock=plan.action != "unlock") as holder:
         pause.point("locked")
-        return _run(target, plan, outcome)
+        if plan.action == "unlock":
+            parse.parse_unlock(target.node.knex(list(plan.knex_args), target.knex_config()).stdout)
+            return replace(outcome, done=plan.names)
+        watch = interrupt.Watch(target.connection.client, say, holder)
+        with interrupt.watching(watch):
+            run = _run(target, plan, watch)
+        if watch.signals:
+            hint = f"knexwrap unlock {target.migrations.plugin_id or target.migrations.directory}"
+            raise aftermath.after_interrupt(target, _planned(plan), watch, hint)
+        failure = run.failure()
+        ran = events.finished(run.events)
+        if failure is not None or events.stale(run.events, run.run.stdout) or ran != plan.names:
+            raise aftermath.after_failure(target, _planned(plan), failure, run.events)
+    change = parse.parse_change(run.run.stdout)
+    return replace(outcome, done=ran, batch=change.batch, notes=change.notes)
 
 
-def _run(target: Target, plan: Plan, outcome: Outcome) -> Outcome:
-    if plan.action == "unlock":
-        parse.parse_unlock(target.node.knex(list(plan.knex_args), target.knex_config()).stdout)
-        return replace(outcome, done=plan.names)
+def _planned(plan: Plan) -> aftermath.Planned:
+    return aftermath.Planned(plan.action, plan.names, plan.applied)
+
+
+def _run(target: Target, plan: Plan, watch: interrupt.Watch) -> ChangeRun:
     held = {
         "table": target.migrations.table,
         "direction": "up" if plan.action == "apply" else "down",
         "names": list(plan.names),
         "applied": [list(row) for row in plan.applied],
     }
-    seen: list[events.MigrationEvent] = []
     try:
-        run = target.node.change(list(plan.knex_args), target.knex_config(), held, seen.append)
-    except errors.Timeout as expired:  # --change-timeout: the user asked for a clock on the change
-        raise aftermath(target, plan, expired, tuple(seen)) from expired
-    failure = run.failure()
-    ran = events.finished(run.events)
-    if failure is not None or events.stale(run.events, run.run.stdout) or ran != plan.names:
-        raise aftermath(target, plan, failure, run.events)
-    change = parse.parse_change(run.run.stdout)
-    return replace(outcome, done=ran, batch=change.batch, notes=change.notes)
-
-
-def aftermath(
-    target: Target, plan: Plan, failure: errors.KnexwrapError | None, seen: tuple[events.MigrationEvent, ...]
-) -> errors.KnexwrapError:
-    """The error to report after a change that did not run exactly its plan, from re-reading the database."""
-    try:
-        after = read_state(target)
-    except errors.KnexwrapError:
-        unread = failure or errors.StateChanged("the run did not follow the plan")
-        unread.message += "; knexwrap could not read the database afterwards: check knexwrap status"
-        return unread
-    # What this run did: files whose up/down returned (its events) that the database now shows as done.
-    now = set(after.applied_names)
-    if plan.action == "apply":
-        done = [n for n in events.finished(seen) if n in now]
-        said = f"applied before it stopped: {', '.join(done) or 'none'}"
-    else:
-        done = [n for n in events.finished(seen) if n not in now]
-        said = f"reverted before it stopped: {', '.join(done) or 'none'}"
-    moved_under_us = not done and tuple((a.name, a.batch) for a in after.applied) != plan.applied
-    if failure is None or events.stale(seen, failure.output) or moved_under_us:
-        error: errors.KnexwrapError = errors.StateChanged(
-            f"the migrations table {target.migrations.table} changed since the plan was shown "
-            f"({_difference(plan.applied, after)}); knexwrap ran nothing it had not shown: {said}; "
-            "look again (knexwrap status) and run the command again"
+        return target.node.change(
+            list(plan.knex_args),
+            target.knex_config(),
+            held,
+            on_event=watch.seen.append,
+            on_start=watch.started,
+            app_name=lock.app_name(),
         )
-    else:
-        error = failure
-        error.message += f"; {said}"
-    if after.locked:
-        error.message += "; the migration lock is still held"
-    return error
-
-
-def _difference(before: tuple[tuple[str, int], ...], after: st.SetState) -> str:
-    """What another run changed: names applied or reverted since the plan was read."""
-    was, now = [n for n, _ in before], list(after.applied_names)
-    gained = [n for n in now if n not in was]
-    lost = [n for n in was if n not in now]
-    parts = ([f"applied since: {', '.join(gained)}"] if gained else []) + (
-        [f"reverted since: {', '.join(lost)}"] if lost else []
-    )
-    return "; ".join(parts) or "the batches differ"
+    except errors.Timeout as expired:  # --change-timeout: the user asked for a clock on the change
+        raise aftermath.after_failure(target, _planned(plan), expired, tuple(watch.seen)) from expired
 
 
 def with_change_timeout(target: Target, seconds: float | None) -> Target:

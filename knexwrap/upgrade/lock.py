@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 from .. import errors
 from ..knex.node import PASSWORD_ENV
+from ..knex.process import Background
 from ..state.plugin import Target, connection_config
 
 
@@ -36,19 +37,25 @@ def _key(target: Target) -> str:
     return key if len(key) <= 64 else "knexwrap:" + hashlib.sha1(key.encode()).hexdigest()
 
 
+def app_name() -> str:
+    """The application_name of this knexwrap's knex sessions: what an interrupt cancels, and nothing else."""
+    return f"knexwrap_{os.getpid()}"
+
+
 @contextlib.contextmanager
-def hold(target: Target, *, check_knex_lock: bool = True) -> Iterator[None]:
+def hold(target: Target, *, check_knex_lock: bool = True) -> Iterator[Background | None]:
     """Hold knexwrap's lock of the target's set while the block runs.
 
     Raises Locked (exit 9) at once when another knexwrap change of the set holds it (naming the holder),
     when knex's own lock is held or being taken (unless check_knex_lock is False: `unlock` itself), or when
     a SQLite file is busy with another writer. Released when the block ends, and by the database when
-    knexwrap dies (the holder's session ends; the flock goes with the process).
+    knexwrap dies (the holder's session ends; the flock goes with the process). Yields the holder process
+    (PostgreSQL, MySQL; SIGUSR2 makes it cancel the change's statement), None for SQLite.
     """
     if target.connection.is_sqlite:
         with _file_lock(target):
             _refuse_busy_sqlite(target)
-            yield
+            yield None
         return
     holder, answer = target.node.hold_lock(
         {
@@ -56,12 +63,13 @@ def hold(target: Target, *, check_knex_lock: bool = True) -> Iterator[None]:
             "table": target.migrations.table,
             "key": _key(target),
             "passwordEnv": PASSWORD_ENV,
+            "cancel": app_name(),
         },
         target.node.timeout,
     )
     try:
         _refuse(target, answer, check_knex_lock)
-        yield
+        yield holder
     finally:
         holder.stop()
 

@@ -2,7 +2,8 @@
 // knex's lock row has no owner and no time (knex #2502) and a second run can wait on it forever; this lock
 // is tried once (never waited on), names its holder, and dies with its session.
 //
-// Input (environment): KNEX_PATH, KNEXWRAP_LOCK = {"config", "table", "key", "passwordEnv"}.
+// Input (environment): KNEX_PATH, KNEXWRAP_LOCK = {"config", "table", "key", "passwordEnv", "cancel"?}
+// (cancel: the application_name of the change's knex sessions, cancelled on SIGUSR2).
 // Output: one JSON line on stdout, then the process waits:
 //   {"held": true, "knexLock": {"rows", "free", "locked", "busy"}}   (knex's own lock, looked at, never waited on)
 //   {"held": false, "holder": {"who", "client", "since"} | null}
@@ -108,6 +109,18 @@ async function main() {
     return;
   }
   process.on('SIGTERM', stop);
+  // SIGUSR2: knexwrap was interrupted during a transactional migration; cancel its statement on the server.
+  // Only sessions tagged with knexwrap's own application_name for this change are touched.
+  process.on('SIGUSR2', () => {
+    if (!isPg || !input.cancel) return;
+    knex
+      .raw(
+        'select pg_cancel_backend(pid) from pg_stat_activity where application_name = ? and datname = current_database()',
+        [input.cancel],
+      )
+      .then(() => process.stderr.write('cancelled\n'))
+      .catch(err => process.stderr.write(`cancel failed: ${err.message}\n`));
+  });
   process.on('SIGINT', () => {}); // Ctrl-C is knexwrap's to handle: the lock goes when knexwrap says so, or dies
   setInterval(() => {
     if (process.ppid !== parent) stop();

@@ -26,6 +26,10 @@ if (process.env.KNEXWRAP_PASSWORD !== undefined && config.connection) {
 // knex's default loadExtensions (FsMigrations): the files knexwrap's plan was computed from.
 const EXTENSIONS = ['.co', '.coffee', '.eg', '.iced', '.js', '.cjs', '.litcoffee', '.ls', '.ts'];
 const STALE = 'knexwrap-stale:';
+const STOPPED = 'knexwrap-stopped:';
+// SIGUSR2 from knexwrap (Ctrl-C or SIGTERM on it): start no further migration; the running one is
+// cancelled on the server or allowed to finish, knexwrap decides.
+let stopRequested = false;
 
 function emit(event) {
   process.stderr.write(`knexwrap-event ${JSON.stringify({ ...event, at: Date.now() })}\n`);
@@ -85,6 +89,10 @@ class PlannedSource {
 
   async check(knex, name, direction) {
     const plan = this.plan;
+    if (stopRequested) {
+      emit({ event: 'stopped', name, direction, transaction: Boolean(knex.isTransaction) });
+      throw new Error(`${STOPPED} knexwrap was interrupted before ${name}`);
+    }
     if (this.next === 0) {
       const rows = await knex(plan.table).select('name', 'batch').orderBy('id');
       if (!sameRows(rows, plan.applied)) {
@@ -103,6 +111,18 @@ class PlannedSource {
 
 if (process.env.KNEXWRAP_PLAN) {
   const plan = JSON.parse(process.env.KNEXWRAP_PLAN);
+  process.on('SIGUSR2', () => {
+    stopRequested = true;
+  });
+  // knex never outlives knexwrap: with knexwrap gone (killed outright), nobody would report what happened.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) process.exit(1);
+  }, 500).unref();
+  if (process.env.KNEXWRAP_APP_NAME && config.client === 'pg' && typeof config.connection === 'object') {
+    // The tag knexwrap cancels a running statement by (pg_cancel_backend), never touching other sessions.
+    config.connection.application_name = process.env.KNEXWRAP_APP_NAME;
+  }
   const { directory, ...migrations } = config.migrations;
   config.migrations = { ...migrations, migrationSource: new PlannedSource(directory, plan) };
 }
