@@ -129,5 +129,6 @@ def confirm_or_cancel(yes: bool) -> None:
                 "there is no terminal to ask on (stdin is not a terminal and gave no answer): nothing was changed; "
                 "pass --yes to go ahead without asking"
             ) from None
+        click.echo(err=True)  # the question's line was left open
         raise errors.Cancelled("cancelled at the question (Ctrl-C): nothing was changed") from None
     raise errors.Cancelled("cancelled: nothing was changed")

@@ -101,8 +101,11 @@ def after_interrupt(target: Target, planned: Planned, watch: Watch, unlock_hint:
         parts.append(f"{stopped.name} {how}")
     elif stopped is not None:
         parts.append(f"{stopped.name} was let finish")
-    rest = [n for n in planned.names if n not in done and (stopped is None or n != stopped.name)]
-    parts.append(f"not run: {', '.join(rest) or 'none'}")
+    undone = [n for n in events.finished(seen) if n not in done and (stopped is None or n != stopped.name)]
+    if undone:  # they ran in the same transaction as the stopped one
+        parts.append(f"rolled back with it: {', '.join(undone)}")
+    ran = {*done, *undone, *([stopped.name] if stopped else [])}
+    parts.append(f"not run: {', '.join(n for n in planned.names if n not in ran) or 'none'}")
     parts.append(_lock_state(target, after, seen, unlock_hint))
     return errors.Interrupted("; ".join(parts), exit_code=watch.exit_code)
 
