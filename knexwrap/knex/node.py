@@ -23,6 +23,7 @@ JS_DIR = Path(__file__).resolve().parent / "js"
 KNEXFILE = JS_DIR / "knexfile.js"
 PASSWORD_ENV = "KNEXWRAP_PASSWORD"
 PLAN_ENV = "KNEXWRAP_PLAN"
+_READER_SLACK = 5.0  # seconds past --timeout before knexwrap stops a reader that ignores its own limits
 # FORCE_COLOR turns colours on even when set to 0; libpq-style PG* variables would let the driver
 # fill a gap from the shell. knexwrap always names host, port, user and database itself.
 _DROPPED = frozenset({"FORCE_COLOR", PASSWORD_ENV, "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD"})
@@ -126,8 +127,19 @@ class Node:
         `secrets` are extra environment variables (other targets' passwords), `progress` gets the id
         of each target as the reader finishes it.
         """
-        env = {"KNEXWRAP_READ": json.dumps(targets), **(secrets or {})}
-        run = self._run([str(JS_DIR / "read_state.js")], env, progress, tuple((secrets or {}).values()))
+        # The reader gives each database this limit itself (a silent one becomes that target's error); knexwrap's
+        # own clock, a little later, only catches a reader that hangs as a whole.
+        env = {"KNEXWRAP_READ": json.dumps(targets), "KNEXWRAP_READ_LIMIT": f"{self.timeout:g}", **(secrets or {})}
+        try:
+            run = self._run(
+                [str(JS_DIR / "read_state.js")],
+                env,
+                progress,
+                tuple((secrets or {}).values()),
+                timeout=self.timeout + _READER_SLACK,
+            )
+        except Timeout:
+            raise Timeout(f"the databases did not answer within {self.timeout:g} s (raise it with --timeout)") from None
         if run.exit_code != 0:
             raise classify(run.stdout, run.stderr, run.exit_code)
         result: list[dict[str, Any]] = json.loads(run.stdout)

@@ -104,10 +104,29 @@ async function readTarget(target) {
   }
 }
 
+// Each database has its own limit: a server that accepts and never answers is that target's error, and
+// every other target is still reported. knex's own acquire timeout does not cover a connection that
+// opened and then went silent, and destroying such a knex instance can hang as well.
+function limited(target) {
+  const seconds = Number(process.env.KNEXWRAP_READ_LIMIT || 0);
+  if (!seconds) return readTarget(target);
+  const where = target.config.connection && target.config.connection.host
+    ? `${target.config.connection.host}:${target.config.connection.port || ''}`.replace(/:$/, '')
+    : 'the database';
+  let timer;
+  const expired = new Promise(resolve => {
+    timer = setTimeout(() => {
+      process.stderr.write(`done ${target.id}\n`);
+      resolve({ id: target.id, error: { code: 'ETIMEDOUT', message: `no answer from ${where} within ${seconds} s` } });
+    }, seconds * 1000);
+  });
+  return Promise.race([readTarget(target), expired]).finally(() => clearTimeout(timer));
+}
+
 async function main() {
   const targets = JSON.parse(process.env.KNEXWRAP_READ || '[]');
-  const results = await Promise.all(targets.map(readTarget));
-  process.stdout.write(JSON.stringify(results) + '\n');
+  const results = await Promise.all(targets.map(limited));
+  process.stdout.write(JSON.stringify(results) + '\n', () => process.exit(0)); // never wait on a silent socket
 }
 
 main().catch(err => {
