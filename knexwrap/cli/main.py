@@ -102,7 +102,9 @@ def _change(
     target = changes.with_change_timeout(target_from(plugin, kw), change_timeout)
     if pick is not None and not explicit_table:
         target = pick(target)
-    plan = changes.with_warnings(target, plan_for(target))
+    from ..upgrade import guards
+
+    plan = guards.check(target, changes.with_warnings(target, plan_for(target)), force=kw.pop("force"))
     cli_install.refresh_archive(target.project)
     if sql is not None:
         sqlview.preview_change(target, plan, sql, as_json=as_json, fmt=fmt, dry=dry, yes=yes)
@@ -121,6 +123,9 @@ def _change(
 def change_command(help_text: str) -> Callable[[F], F]:
     def decorate(func: F) -> F:
         func = output.output_options(change_options(target_options(func)))
+        func = click.option(
+            "--force", is_flag=True, help="Revert although a Backstage backend is connected to the database."
+        )(func)
         return cli.command(func.__name__, help=help_text)(func)  # type: ignore[return-value]
 
     return decorate

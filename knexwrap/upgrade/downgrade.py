@@ -12,11 +12,11 @@ from typing import Any
 from .. import errors
 from ..config import connection as conn
 from ..install import sets
-from ..knex import parse
+from ..knex import events, parse
 from ..knex.node import Node
 from ..state import whole as install
-from ..state.plugin import Target, reader_entry
-from . import archive, backup
+from ..state.plugin import Target, read_state, reader_entry
+from . import archive, backup, lock
 from .plan import DowngradePlan, SetPlan
 
 
@@ -92,16 +92,43 @@ def set_target(p: install.Plan, one: SetPlan, node: Node) -> Target:
 
 
 def _revert_set(one: SetPlan, target: Target, node: Node) -> list[Step]:
+    """`knex migrate:down NAME` per file, under knexwrap's lock of the set, each held to the rows it expects."""
     steps: list[Step] = []
-    for name in one.revert:
-        try:
-            run = node.knex(["migrate:down", name], target.knex_config())
-            parse.parse_change(run.stdout)
-            steps.append(Step(one.database, one.table, name, "reverted"))
-        except errors.KnexwrapError as failure:
-            steps.append(Step(one.database, one.table, name, "failed", failure.message))
-            raise _Stopped(steps, failure) from failure
+    try:
+        with lock.hold(target):
+            for name in one.revert:
+                gone = {s.name for s in steps}
+                held = {
+                    "table": one.table,
+                    "direction": "down",
+                    "names": [name],
+                    "applied": [[n, None] for n in one.recorded if n not in gone],
+                }
+                run = node.change(["migrate:down", name], target.knex_config(), held)
+                failure = run.failure()
+                if failure is None and events.finished(run.events) != (name,):
+                    failure = errors.StateChanged(f"{one.table} changed since the plan was shown: {name} was not run")
+                if failure is not None:
+                    steps.append(_after_failure(one, target, name, failure))
+                    raise _Stopped(steps, failure)
+                parse.parse_change(run.run.stdout)
+                steps.append(Step(one.database, one.table, name, "reverted"))
+    except errors.Locked as locked:  # another change took the set between the plan and this step
+        raise _Stopped(steps, locked) from locked
     return steps
+
+
+def _after_failure(one: SetPlan, target: Target, name: str, failure: errors.KnexwrapError) -> Step:
+    """The failed step as the database shows it afterwards: a step that did revert says so; a held lock is named."""
+    try:
+        after = read_state(target)
+    except errors.KnexwrapError as unread:
+        failure.message += f"; knexwrap could not read the database afterwards ({unread.message})"
+        return Step(one.database, one.table, name, "failed", failure.message)
+    if after.locked:
+        failure.message += f"; the migration lock of {one.table} is still held (knexwrap unlock {one.plugin})"
+    status = "failed" if name in after.applied_names else "reverted"
+    return Step(one.database, one.table, name, status, failure.message)
 
 
 class _Stopped(Exception):
