@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import knexwrap
+from helpers import knexwrap, write_migration
 from races import pg_fingerprint
 from servers import MariaServer, PgServer, _psql_binary, mysql_rows, psql_rows, unique_name
 
@@ -96,3 +96,36 @@ def test_mariadb_plan_warns_that_ddl_commits_on_its_own(mariadb: MariaServer) ->
         assert mysql_rows(mariadb, name, "show tables") == []
     finally:
         mysql_rows(mariadb, None, f"drop database `{name}`")
+
+
+def test_lock_timeout_stops_a_migration_waiting_for_a_lock(pg: PgServer, pg_database: str, tmp_path: Path) -> None:
+    """--lock-timeout: an ALTER TABLE waiting behind another session's lock gives up instead of queueing for ever."""
+    psql_rows(pg, pg_database, "create table busy (id int)")
+    folder = tmp_path / "migrations"
+    write_migration(folder, "20240101000000_alter.js", "await knex.schema.alterTable('busy', t => t.integer('x'));")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    hold = ["-c", "begin; lock table busy in access exclusive mode; select pg_sleep(30); commit;"]
+    holder = subprocess.Popen(
+        [_psql_binary(), "-X", "-h", pg.host, "-p", str(pg.port), "-U", pg.user, "-d", pg_database, *hold],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        waiting = "select count(*) from pg_locks where relation = 'busy'::regclass and granted"
+        deadline = time.monotonic() + 20
+        while psql_rows(pg, pg_database, waiting) == [("0",)]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        started = time.monotonic()
+        result = knexwrap(
+            "latest", str(folder), "--database", pg_database, "--yes", "--lock-timeout", "1", env=pg_env(pg)
+        )
+        assert time.monotonic() - started < 15
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.code == 12, result.err
+    assert "canceling statement due to lock timeout" in result.err
+    assert "applied before it stopped: none" in result.err
+    assert psql_rows(pg, pg_database, "select count(*) from knex_migrations") == [("0",)]

@@ -126,3 +126,22 @@ def test_a_busy_sqlite_file_is_not_called_knex_lock(tmp_path: Path) -> None:
         writer.execute("ROLLBACK")
         writer.close()
     assert sqlite_fingerprint(database) == before
+
+
+def test_duplicate_lock_rows_are_diagnosed_and_cleared(pg: PgServer, pg_database: str) -> None:
+    """Two first runs raced and left two free rows (knex #3538): knex says "locked" for ever; knexwrap says why."""
+    env, db = pg_env(pg), ["--database", pg_database]
+    assert knexwrap("up", "catalog", *db, "--yes", env=env).code == 0
+    psql_rows(pg, pg_database, "insert into knex_migrations_lock (is_locked) values (0)")
+    status = knexwrap("status", "catalog", *db, "--json", env=env).json()
+    assert (status["state"], status["locked"], status["lock_rows"]) == ("locked", True, 2)
+    text = knexwrap("status", "catalog", *db, env=env)
+    assert "lock: 2 rows in knex_migrations_lock (two first runs raced): knex says locked for ever" in text.out
+    before = pg_fingerprint(pg, pg_database)
+    refused = knexwrap("latest", "catalog", *db, "--yes", env=env)
+    assert refused.code == 9
+    assert pg_fingerprint(pg, pg_database) == before
+    unlocked = knexwrap("unlock", "catalog", *db, "--yes", env=env)
+    assert unlocked.code == 0, unlocked.err
+    assert psql_rows(pg, pg_database, "select count(*), sum(is_locked) from knex_migrations_lock") == [("1", "0")]
+    assert knexwrap("latest", "catalog", *db, "--yes", env=env).code == 0

@@ -89,7 +89,8 @@ def downgrade_command(to: str, no_backup: bool, force: bool, sql: str | None, **
     downgrade_run.preflight(plan, p, take_backups=not no_backup)
     click.echo(text.downgrade_plan(plan, fmt), err=True)
     confirm_or_cancel(yes)
-    result = downgrade_run.execute(plan, p, timeout=timeout, take_backups=not no_backup, force=force)
+    limits = {"change_timeout": kw.pop("change_timeout"), "lock_timeout": kw.pop("lock_timeout")}
+    result = downgrade_run.execute(plan, p, timeout=timeout, take_backups=not no_backup, force=force, **limits)
     output.emit(result, as_json=as_json, fmt=fmt)
     if result.failure is not None:
         output.error(result.failure["code"], result.failure["message"], result.failure["exit_code"], as_json=False)

@@ -97,9 +97,9 @@ def _change(
 
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     sql = kw.pop("sql", None)
-    change_timeout = kw.pop("change_timeout")
+    limits = kw.pop("change_timeout"), kw.pop("lock_timeout")
     explicit_table = kw.get("migrations_table_name")
-    target = changes.with_change_timeout(target_from(plugin, kw), change_timeout)
+    target = changes.with_limits(target_from(plugin, kw), *limits)
     if pick is not None and not explicit_table:
         target = pick(target)
     from ..upgrade import guards

@@ -75,6 +75,14 @@ def change_options(func: F) -> F:
         help="Stop knex after this long, even in the middle of a migration [no limit: --timeout bounds "
         "connecting and reading only].",
     )(func)
+    func = click.option(
+        "--lock-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="PostgreSQL lock_timeout of the migration's session: a statement waiting this long for a busy "
+        "table fails instead of stalling the queries queued behind it.",
+    )(func)
     func = click.option("--yes", "-y", is_flag=True, help="Do not ask before changing the database.")(func)
     return click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")(func)
 

@@ -88,7 +88,12 @@ def _status(result: Status, fmt: str, verbose: bool) -> str:
         lines.append(
             "missing: recorded in the database but absent from the folder (the database is ahead of this code)"
         )
-    if primary.locked:
+    if primary.locked and primary.lock_rows > 1:
+        lines.append(
+            f"lock: {primary.lock_rows} rows in {primary.migrations_table}_lock (two first runs raced): knex says "
+            "locked for ever; clear it with knexwrap unlock"
+        )
+    elif primary.locked:
         lines.append("lock: HELD (if no backend or knex is running, release it with knexwrap unlock)")
     if result.other_sets:
         lines += ["", "other migration sets in this database:"]

@@ -47,6 +47,7 @@ class Node:
     timeout: float  # seconds, for connecting and reading
     password: str | None = None
     change_timeout: float | None = None  # seconds for a change; None: a running migration is never cut
+    lock_timeout: float | None = None  # seconds: PostgreSQL lock_timeout of a change's sessions
 
     def knex(self, args: list[str], config: dict[str, Any]) -> Run:
         """One run of node_modules/.bin/knex with knexwrap's knexfile; non-zero exits raise typed errors."""
@@ -85,6 +86,8 @@ class Node:
         extra = {"KNEXWRAP_CONFIG": json.dumps(config), PLAN_ENV: json.dumps(plan)}
         if app_name is not None:
             extra["KNEXWRAP_APP_NAME"] = app_name
+        if self.lock_timeout is not None:
+            extra["KNEXWRAP_LOCK_TIMEOUT"] = f"{self.lock_timeout:g}"
         run = self._run(
             argv,
             extra,

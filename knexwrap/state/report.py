@@ -33,6 +33,7 @@ class SetReport:
     last_run: str | None
     counts: dict[str, int]
     migrations: tuple[MigrationRow, ...]
+    lock_rows: int = 1  # rows of <table>_lock; more than one: knex says "locked" until unlock clears them
 
     def names(self, wanted: str) -> tuple[str, ...]:
         return tuple(m.name for m in self.migrations if m.state == wanted)
@@ -68,6 +69,7 @@ def set_report(migrations: MigrationSet, read: st.SetState) -> SetReport:
         last_run=max(times, default=None),
         counts={s: sum(1 for r in rows if r.state == s) for s in ("applied", "pending", "missing")},
         migrations=tuple(rows),
+        lock_rows=read.lock_rows,
     )
 
 

@@ -217,8 +217,13 @@ def _run(target: Target, plan: Plan, watch: interrupt.Watch) -> ChangeRun:
         raise aftermath.after_failure(target, _planned(plan), expired, tuple(watch.seen)) from expired
 
 
-def with_change_timeout(target: Target, seconds: float | None) -> Target:
-    """The target whose knex runs of a change stop after `seconds` (None: never by a clock)."""
-    if seconds is not None and seconds <= 0:
-        raise errors.ConfigError("--change-timeout must be a positive number of seconds")
-    return replace(target, node=replace(target.node, change_timeout=seconds))
+def with_limits(target: Target, change_timeout: float | None, lock_timeout: float | None) -> Target:
+    """The target whose change runs stop after `change_timeout` s (None: never by a clock) and whose PostgreSQL
+    sessions give up waiting for a table lock after `lock_timeout` s (None: the server's setting)."""
+    for name, seconds in (("--change-timeout", change_timeout), ("--lock-timeout", lock_timeout)):
+        if seconds is not None and seconds <= 0:
+            raise errors.ConfigError(f"{name} must be a positive number of seconds")
+    if lock_timeout is not None and target.connection.client != "pg":
+        raise errors.ConfigError("--lock-timeout sets PostgreSQL's lock_timeout: it has no meaning for this database")
+    node = replace(target.node, change_timeout=change_timeout, lock_timeout=lock_timeout)
+    return replace(target, node=node)

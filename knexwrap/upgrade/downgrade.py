@@ -157,12 +157,14 @@ def execute(
     timeout: float,
     take_backups: bool = True,
     force: bool = False,
+    change_timeout: float | None = None,
+    lock_timeout: float | None = None,
 ) -> DowngradeResult:
     result = DowngradeResult(plan.to, (), (), ())
     if not plan.changes:
         return result
     password = next((c.password for c in p.databases.values() if c.password), None)
-    node = Node(p.project, timeout, password)
+    node = Node(p.project, timeout, password, change_timeout, lock_timeout)
     connections = _connections(p, plan)
     _refuse_locked(plan)
     if not force:

@@ -124,6 +124,15 @@ if (process.env.KNEXWRAP_PLAN) {
     // The tag knexwrap cancels a running statement by (pg_cancel_backend), never touching other sessions.
     config.connection.application_name = process.env.KNEXWRAP_APP_NAME;
   }
+  const lockTimeout = Number(process.env.KNEXWRAP_LOCK_TIMEOUT || 0);
+  if (lockTimeout && config.client === 'pg') {
+    // --lock-timeout: one ALTER TABLE waiting for a busy table gives up instead of stalling every query
+    // queued behind its lock request.
+    config.pool = {
+      ...(config.pool || {}),
+      afterCreate: (conn, done) => conn.query(`set lock_timeout = ${Math.round(lockTimeout * 1000)}`, err => done(err, conn)),
+    };
+  }
   const { directory, ...migrations } = config.migrations;
   config.migrations = { ...migrations, migrationSource: new PlannedSource(directory, plan) };
 }

@@ -27,7 +27,7 @@ function isoTime(value) {
 
 async function readTable(knex, table) {
   if (!(await knex.schema.hasTable(table))) {
-    return { exists: false, rows: [], lock: { exists: false, locked: false } };
+    return { exists: false, rows: [], lock: { exists: false, locked: false, rows: 0, free: 0 } };
   }
   const rows = await knex(table).select('name', 'batch', 'migration_time').orderBy('id');
   const lockTable = `${table}_lock`;
@@ -36,7 +36,13 @@ async function readTable(knex, table) {
   return {
     exists: true,
     rows: rows.map(r => ({ name: r.name, batch: Number(r.batch), migration_time: isoTime(r.migration_time) })),
-    lock: { exists: lockExists, locked: lockRows.some(r => Number(r.is_locked) === 1) },
+    // rows/free: knex takes its lock only when exactly one row is free; two first runs can leave two (knex #3538).
+    lock: {
+      exists: lockExists,
+      locked: lockRows.some(r => Number(r.is_locked) === 1),
+      rows: lockRows.length,
+      free: lockRows.filter(r => Number(r.is_locked) === 0).length,
+    },
   };
 }
 
