@@ -129,3 +129,28 @@ def test_lock_timeout_stops_a_migration_waiting_for_a_lock(pg: PgServer, pg_data
     assert "canceling statement due to lock timeout" in result.err
     assert "applied before it stopped: none" in result.err
     assert psql_rows(pg, pg_database, "select count(*) from knex_migrations") == [("0",)]
+
+
+def test_a_mariadb_migration_failing_after_ddl_names_the_table_left_behind(
+    mariadb: MariaServer, tmp_path: Path
+) -> None:
+    name = unique_name("kw_maria")
+    mysql_rows(mariadb, None, f"create database `{name}`")
+    folder = tmp_path / "migrations"
+    write_migration(
+        folder,
+        "20240101000000_half.js",
+        "await knex.schema.createTable('left_behind', t => t.increments()); throw new Error('boom after DDL');",
+    )
+    try:
+        where = ["--client", "mysql2", "--host", mariadb.host, "--port", str(mariadb.port), "--user", mariadb.user]
+        result = knexwrap("latest", str(folder), *where, "--database", name, "--yes")
+        assert result.code == 12, result.err
+        assert result.err.splitlines()[-1] == (
+            'knexwrap: error: migration "20240101000000_half.js" failed: boom after DDL; applied before it stopped: '
+            "none; left behind by the failed migration: table left_behind created (MySQL/MariaDB commits each DDL "
+            "statement on its own): undo it by hand before running again"
+        )
+        assert ("left_behind",) in mysql_rows(mariadb, name, "show tables")  # the database says so, too
+    finally:
+        mysql_rows(mariadb, None, f"drop database `{name}`")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .. import errors
 from ..knex import events
 from ..state import read as st
-from ..state.plugin import Target, read_state
+from ..state.plugin import Target, read_state, reader_entry
 from .interrupt import Watch
 
 
@@ -24,6 +24,16 @@ class Planned:
     action: str
     names: tuple[str, ...]
     applied: tuple[tuple[str, int], ...]
+    tables: tuple[str, ...] | None = None  # MySQL/MariaDB: every table before the run, to name what DDL left
+
+
+def all_tables(target: Target) -> tuple[str, ...] | None:
+    """Every table of a MySQL/MariaDB database (None elsewhere: there a failed migration's DDL rolls back)."""
+    if target.connection.client not in ("mysql", "mysql2"):
+        return None
+    entry = {**reader_entry(target.connection, [], target.node.timeout), "listTables": True}
+    [result] = target.node.read([entry])
+    return tuple(result.get("allTables", ())) if "error" not in result else None
 
 
 def _done(planned: Planned, after: st.SetState, seen: tuple[events.MigrationEvent, ...]) -> list[str]:
@@ -58,10 +68,31 @@ def after_failure(
         )
     else:
         error = failure
-        error.message += f"; {said}"
+        error.message += f"; {said}" + _left_behind(target, planned)
     if after.locked:
         error.message += "; the migration lock is still held"
     return error
+
+
+def _left_behind(target: Target, planned: Planned) -> str:
+    if planned.tables is None:
+        return ""
+    now = all_tables(target)
+    if now is None:
+        return ""
+    own = {target.migrations.table, f"{target.migrations.table}_lock"}  # knex creates these on a first run
+    created = [t for t in now if t not in planned.tables and t not in own]
+    dropped = [t for t in planned.tables if t not in now and t not in own]
+    if not created and not dropped:
+        return ""
+    what = [
+        f"table {', '.join(created)} created" if created else "",
+        f"{', '.join(dropped)} dropped" if dropped else "",
+    ]
+    return (
+        f"; left behind by the failed migration: {' and '.join(w for w in what if w)} (MySQL/MariaDB commits each "
+        "DDL statement on its own): undo it by hand before running again"
+    )
 
 
 def _difference(before: tuple[tuple[str, int], ...], after: st.SetState) -> str:

@@ -179,16 +179,17 @@ def execute(target: Target, plan: Plan, say: Callable[[str], None] = lambda _: N
         if plan.action == "unlock":
             parse.parse_unlock(target.node.knex(list(plan.knex_args), target.knex_config()).stdout)
             return replace(outcome, done=plan.names)
+        planned = replace(_planned(plan), tables=aftermath.all_tables(target))
         watch = interrupt.Watch(target.connection.client, say, holder)
         with interrupt.watching(watch):
             run = _run(target, plan, watch)
         if watch.signals:
             hint = f"knexwrap unlock {target.migrations.plugin_id or target.migrations.directory}"
-            raise aftermath.after_interrupt(target, _planned(plan), watch, hint)
+            raise aftermath.after_interrupt(target, planned, watch, hint)
         failure = run.failure()
         ran = events.finished(run.events)
         if failure is not None or events.stale(run.events, run.run.stdout) or ran != plan.names:
-            raise aftermath.after_failure(target, _planned(plan), failure, run.events)
+            raise aftermath.after_failure(target, planned, failure, run.events)
     change = parse.parse_change(run.run.stdout)
     return replace(outcome, done=ran, batch=change.batch, notes=change.notes)
 

@@ -52,6 +52,10 @@ const LIST_DATABASES = {
   mysql2: 'select schema_name as name from information_schema.schemata',
 };
 
+function rowsOf(result) {
+  return Array.isArray(result) ? result[0] : result.rows;
+}
+
 async function listDatabases(knex, client) {
   const result = await knex.raw(LIST_DATABASES[client]);
   const rows = Array.isArray(result) ? result[0] : result.rows;
@@ -89,6 +93,11 @@ async function readTarget(target) {
   try {
     if (target.listDatabases) {
       return { id: target.id, databases: await listDatabases(knex, config.client) };
+    }
+    if (target.listTables) {
+      // MySQL/MariaDB: each DDL statement commits on its own, so a failed migration can leave tables behind.
+      const found = rowsOf(await knex.raw('select table_name as name from information_schema.tables where table_schema = database()'));
+      return { id: target.id, allTables: found.map(r => r.name ?? r.NAME ?? r.TABLE_NAME).sort() };
     }
     const noSchema = await missingSchema(knex, config);
     if (noSchema) {
