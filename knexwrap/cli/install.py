@@ -90,7 +90,8 @@ def downgrade_command(to: str, no_backup: bool, force: bool, sql: str | None, **
     click.echo(text.downgrade_plan(plan, fmt), err=True)
     confirm_or_cancel(yes)
     limits = {"change_timeout": kw.pop("change_timeout"), "lock_timeout": kw.pop("lock_timeout")}
-    result = downgrade_run.execute(plan, p, timeout=timeout, take_backups=not no_backup, force=force, **limits)
+    say = lambda line: click.echo(f"knexwrap: {line}", err=True)  # noqa: E731
+    result = downgrade_run.execute(plan, p, timeout=timeout, take_backups=not no_backup, force=force, say=say, **limits)
     output.emit(result, as_json=as_json, fmt=fmt)
     if result.failure is not None:
         output.error(result.failure["code"], result.failure["message"], result.failure["exit_code"], as_json=False)
