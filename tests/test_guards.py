@@ -71,7 +71,9 @@ def test_a_running_backend_refuses_down_and_rollback(pg: PgServer, pg_database: 
 
 
 def test_sqlite_plan_says_no_backend_check_is_possible(tmp_path: Path) -> None:
-    result = knexwrap("latest", "catalog", "--client", "better-sqlite3", "--sqlite-dir", str(tmp_path), "--yes")
+    opts = ["--client", "better-sqlite3", "--sqlite-dir", str(tmp_path)]
+    assert knexwrap("latest", "catalog", *opts, "--yes").code == 0
+    result = knexwrap("rollback", "catalog", *opts, "--yes")
     assert result.code == 0
     assert (
         "warning: knexwrap cannot see whether a Backstage backend uses this SQLite database: stop it first"
@@ -92,7 +94,6 @@ def test_mariadb_plan_warns_that_ddl_commits_on_its_own(mariadb: MariaServer) ->
             "warning: MySQL/MariaDB commits each DDL statement on its own: a migration that fails part way leaves "
             "what it created or dropped behind, whatever its transaction"
         ) in plan.err
-        assert "cannot see whether a Backstage backend uses this MySQL/MariaDB database" in plan.err
         assert mysql_rows(mariadb, name, "show tables") == []
     finally:
         mysql_rows(mariadb, None, f"drop database `{name}`")

@@ -105,3 +105,24 @@ def test_an_unchanged_database_runs_the_plan_and_reports_it(tmp_path: Path) -> N
     assert code == 0, err
     result = json.loads(out)
     assert result["planned"] == result["done"] == CATALOG
+
+
+def test_each_migration_reports_its_events_as_a_typed_stream(tmp_path: Path) -> None:
+    """The events of knexwrap's knexfile, from a real knex run: checked once under knex's lock, then start/end."""
+    from helpers import PROJECT
+
+    from knexwrap.config.connection import Options
+    from knexwrap.knex.events import MigrationEvent
+    from knexwrap.state.plugin import open_target
+    from knexwrap.upgrade import changes
+
+    target = open_target("catalog", Options(client="better-sqlite3", sqlite_dir=str(tmp_path)), cwd=PROJECT)
+    seen: list[MigrationEvent] = []
+    outcome = changes.execute(target, changes.plan_latest(target), on_event=seen.append)
+    assert outcome.done == tuple(CATALOG)
+    expected = [("checked", CATALOG[0])]
+    for name in CATALOG:
+        expected += [("start", name), ("end", name)]
+    assert [(e.kind, e.name) for e in seen] == expected
+    assert all(e.direction == "up" and e.transaction for e in seen)
+    assert [e.at_ms for e in seen] == sorted(e.at_ms for e in seen)

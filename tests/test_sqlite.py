@@ -90,6 +90,7 @@ def test_status_text_and_json_after_two_ups(sqlite_dir: Path) -> None:
         "table_exists": True,
         "current_version": "20240201000000",
         "locked": False,
+        "lock_rows": 1,
         "last_batch": 2,
         "counts": {"applied": 2, "pending": 2, "missing": 0},
         "migrations": [

@@ -132,11 +132,11 @@ def confirm_or_cancel(yes: bool) -> None:
         if click.confirm("Go ahead?", default=False, err=True):
             return
     except click.exceptions.Abort:  # click's answer to both Ctrl-C and end of input
+        click.echo(err=True)  # the question's line was left open
         if not sys.stdin.isatty():
             raise errors.Cancelled(
                 "there is no terminal to ask on (stdin is not a terminal and gave no answer): nothing was changed; "
                 "pass --yes to go ahead without asking"
             ) from None
-        click.echo(err=True)  # the question's line was left open
         raise errors.Cancelled("cancelled at the question (Ctrl-C): nothing was changed") from None
     raise errors.Cancelled("cancelled: nothing was changed")

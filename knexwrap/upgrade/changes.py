@@ -162,13 +162,19 @@ def dry_run(target: Target, plan: Plan) -> Outcome:
     return Outcome(target.header(), plan.command, plan.action, plan.names, (), True, warnings=plan.warnings)
 
 
-def execute(target: Target, plan: Plan, say: Callable[[str], None] = lambda _: None) -> Outcome:
+def execute(
+    target: Target,
+    plan: Plan,
+    say: Callable[[str], None] = lambda _: None,
+    on_event: Callable[[events.MigrationEvent], None] | None = None,
+) -> Outcome:
     """Carry the plan out with one knex run held to it (knex/js/knexfile.js); nothing runs for an empty plan.
 
     Under knexwrap's own lock of the set (upgrade/lock.py). Raises StateChanged when the database is no
     longer what the plan was made from (nothing of the plan ran, or only the prefix named), Interrupted
     after SIGINT/SIGTERM, MigrationFailed/Timeout/... with what the database shows afterwards. `say` gets
-    the lines an operator must read at once (what an interrupt does).
+    the lines an operator must read at once (what an interrupt does); `on_event` each migration's events as
+    knex runs them (knex/events.py: checked, start, end, fail, ...), e.g. for a journal.
     """
     outcome = Outcome(target.header(), plan.command, plan.action, plan.names, (), False, warnings=plan.warnings)
     if not plan.names:
@@ -180,7 +186,7 @@ def execute(target: Target, plan: Plan, say: Callable[[str], None] = lambda _: N
             parse.parse_unlock(target.node.knex(list(plan.knex_args), target.knex_config()).stdout)
             return replace(outcome, done=plan.names)
         planned = replace(_planned(plan), tables=aftermath.all_tables(target))
-        watch = interrupt.Watch(target.connection.client, say, holder)
+        watch = interrupt.Watch(target.connection.client, say, holder, listener=on_event)
         with interrupt.watching(watch):
             run = _run(target, plan, watch)
         if watch.signals:
@@ -210,7 +216,7 @@ def _run(target: Target, plan: Plan, watch: interrupt.Watch) -> ChangeRun:
             list(plan.knex_args),
             target.knex_config(),
             held,
-            on_event=watch.seen.append,
+            on_event=watch.saw,
             on_start=watch.started,
             app_name=lock.app_name(),
         )

@@ -122,9 +122,7 @@ def _step(one: SetPlan, target: Target, node: Node, name: str, watch: interrupt.
         "names": [name],
         "applied": [[n, None] for n in one.recorded if n not in gone],
     }
-    run = node.change(
-        ["migrate:down", name], target.knex_config(), held, watch.seen.append, watch.started, lock.app_name()
-    )
+    run = node.change(["migrate:down", name], target.knex_config(), held, watch.saw, watch.started, lock.app_name())
     failure = run.failure()
     if watch.signals:
         failure = errors.Interrupted(

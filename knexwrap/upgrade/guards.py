@@ -38,7 +38,7 @@ def check(target: Target, plan: Plan, *, force: bool) -> Plan:
     client = target.connection.client
     if client == "pg":
         notes += _backend(target, plan, force)
-    else:
+    elif plan.action == "revert":  # an apply beside a backend is normal: only a revert needs it stopped
         kind = "MySQL/MariaDB" if client in _MYSQL else "SQLite"
         notes.append(f"knexwrap cannot see whether a Backstage backend uses this {kind} database: stop it first")
     if client in _MYSQL:

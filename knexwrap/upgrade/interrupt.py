@@ -37,6 +37,12 @@ class Watch:
     signals: list[int] = field(default_factory=list)
     stopped: events.MigrationEvent | None = None  # the migration running at the first signal
     cancelled: bool = False  # its statement was cancelled on the server
+    listener: Callable[[events.MigrationEvent], None] | None = None  # also gets every event (a journal)
+
+    def saw(self, event: events.MigrationEvent) -> None:
+        self.seen.append(event)
+        if self.listener is not None:
+            self.listener(event)
 
     def started(self, pid: int) -> None:
         self.knex_pid = pid

@@ -110,25 +110,42 @@ def refuse_knex_lock(where: str, knex_lock: dict[str, Any]) -> None:
 
 @contextlib.contextmanager
 def _file_lock(target: Target) -> Iterator[None]:
+    """flock on <database>.knexwrap-lock, removed again on release: Backstage's folder keeps no stray file."""
     path = Path(f"{target.connection.database}.knexwrap-lock")
-    try:
-        handle = path.open("a+", encoding="utf-8")
-    except OSError as failed:
-        raise errors.ConfigError(f"cannot create the lock file {path}: {failed.strerror or failed}") from failed
+    handle = _locked_file(path, target)
     with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise errors.Locked(
-                f"another knexwrap change of {target.migrations.table} in {target.connection.target()} is running, "
-                f"held by {_holder(path)}: nothing was changed"
-            ) from None
         _write_holder(handle)
         try:
             yield
         finally:
-            handle.truncate(0)
+            # Unlinked while still locked: whoever opened it meanwhile finds, once it has the lock, that the
+            # path no longer names its file, and starts over (_locked_file).
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _locked_file(path: Path, target: Target) -> TextIO:
+    for _ in range(5):
+        try:
+            handle = path.open("a+", encoding="utf-8")
+        except OSError as failed:
+            raise errors.ConfigError(f"cannot create the lock file {path}: {failed.strerror or failed}") from failed
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise errors.Locked(
+                f"another knexwrap change of {target.migrations.table} in {target.connection.target()} is running, "
+                f"held by {_holder(path)}: nothing was changed"
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()  # the holder before us removed this file on release: take the new one
+    raise errors.Locked(f"the lock file {path} keeps changing: another knexwrap change is starting; run again")
 
 
 def _write_holder(handle: TextIO) -> None:
