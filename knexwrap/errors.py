@@ -132,6 +132,22 @@ class PreviewUnavailable(KnexwrapError):
     code, exit_code = "preview_unavailable", 18
 
 
+class StateChanged(KnexwrapError):
+    """The database is not what the plan was made from (another run changed it between plan and run)."""
+
+    code, exit_code = "state_changed", 19
+
+
+class Interrupted(KnexwrapError):
+    """Ctrl-C (130) or SIGTERM (143) during a change; the message says what the database shows afterwards."""
+
+    code, exit_code = "interrupted", 130
+
+    def __init__(self, message: str, *, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 # The README's exit-code table is generated from this list, so keep it the single source.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "success"),
@@ -153,4 +169,6 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (16, "a Backstage backend is connected to a database a downgrade would change (--force to go on)"),
     (17, "doctor found problems (each is listed with its fix)"),
     (18, "--sql cannot preview here: no scratch copy (the role may not create databases), or --sql=live not possible"),
+    (19, "the database changed between the plan and the run: nothing was changed (or only the named prefix)"),
+    (130, "interrupted (Ctrl-C); 143: terminated (SIGTERM); the report says what was applied or reverted"),
 )

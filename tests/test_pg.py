@@ -161,12 +161,23 @@ def test_a_non_transactional_failure_reports_what_stayed(pg: PgServer, pg_databa
     assert rows(pg, pg_database) == [("20240101000000_ok.js", "1")]
 
 
-def test_knexwrap_timeout_stops_knex(pg: PgServer, pg_database: str, tmp_path: Path) -> None:
+def test_a_migration_longer_than_the_timeout_is_not_cut(pg: PgServer, pg_database: str, tmp_path: Path) -> None:
+    """--timeout bounds connecting and reading: a 4 s migration under --timeout 2 finishes and is recorded."""
+    env, db = pg_env(pg), ["--database", pg_database]
+    write_migration(tmp_path, "20240101000000_slow.js", "await knex.raw('select pg_sleep(4)');")
+    result = knexwrap("latest", str(tmp_path), *db, "--yes", "--timeout", "2", env=env)
+    assert result.code == 0, result.err
+    assert rows(pg, pg_database) == [("20240101000000_slow.js", "1")]
+
+
+def test_change_timeout_stops_knex(pg: PgServer, pg_database: str, tmp_path: Path) -> None:
     env, db = pg_env(pg), ["--database", pg_database]
     write_migration(tmp_path, "20240101000000_slow.js", "await new Promise(r => setTimeout(r, 20000));")
-    result = knexwrap("latest", str(tmp_path), *db, "--yes", "--timeout", "3", env=env)
+    result = knexwrap("latest", str(tmp_path), *db, "--yes", "--change-timeout", "3", env=env)
     assert result.code == 13
-    assert result.err.splitlines()[-1].startswith("knexwrap: error: knex did not finish within 3 s and was stopped")
+    assert result.err.splitlines()[-1].startswith(
+        "knexwrap: error: knex did not finish within 3 s and was stopped (raise it with --change-timeout)"
+    )
     assert "applied before it stopped: none" in result.err
     assert rows(pg, pg_database) == []
 

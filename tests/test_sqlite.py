@@ -93,6 +93,7 @@ def test_status_text_and_json_after_two_ups(sqlite_dir: Path) -> None:
         "table_exists": True,
         "current_version": "20240201000000",
         "locked": False,
+        "lock_rows": 1,
         "last_batch": 2,
         "counts": {"applied": 2, "pending": 2, "missing": 0},
         "migrations": [
@@ -164,6 +165,10 @@ def test_declining_the_question_changes_nothing(sqlite_dir: Path) -> None:
     assert len(applied(db)) == 4
     no_terminal = knexwrap("rollback", "catalog", *opts(sqlite_dir), input="")
     assert no_terminal.code == 14
+    assert no_terminal.err.splitlines()[-1] == (
+        "knexwrap: error: there is no terminal to ask on (stdin is not a terminal and gave no answer): nothing was "
+        "changed; pass --yes to go ahead without asking"
+    )
     assert len(applied(db)) == 4
 
 

@@ -14,7 +14,7 @@ import click
 
 from .. import errors
 from . import output, sqlview
-from .options import change_options, options_from, target_options
+from .options import change_options, confirm_or_cancel, options_from, target_options
 
 
 @click.command("config")
@@ -88,9 +88,10 @@ def downgrade_command(to: str, no_backup: bool, force: bool, sql: str | None, **
         return
     downgrade_run.preflight(plan, p, take_backups=not no_backup)
     click.echo(text.downgrade_plan(plan, fmt), err=True)
-    if not yes and not click.confirm("Go ahead?", default=False, err=True):
-        raise errors.Cancelled("cancelled: nothing was changed")
-    result = downgrade_run.execute(plan, p, timeout=timeout, take_backups=not no_backup, force=force)
+    confirm_or_cancel(yes)
+    limits = {"change_timeout": kw.pop("change_timeout"), "lock_timeout": kw.pop("lock_timeout")}
+    say = lambda line: click.echo(f"knexwrap: {line}", err=True)  # noqa: E731
+    result = downgrade_run.execute(plan, p, timeout=timeout, take_backups=not no_backup, force=force, say=say, **limits)
     output.emit(result, as_json=as_json, fmt=fmt)
     if result.failure is not None:
         output.error(result.failure["code"], result.failure["message"], result.failure["exit_code"], as_json=False)

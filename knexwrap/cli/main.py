@@ -17,7 +17,7 @@ from .. import errors
 from ..state import plugin as commands
 from . import install as cli_install
 from . import output, sqlview
-from .options import F, change_options, options_from, target_from, target_options
+from .options import F, change_options, confirm_or_cancel, options_from, target_from, target_options
 
 if TYPE_CHECKING:
     from ..upgrade.changes import Plan
@@ -97,11 +97,14 @@ def _change(
 
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     sql = kw.pop("sql", None)
+    limits = kw.pop("change_timeout"), kw.pop("lock_timeout")
     explicit_table = kw.get("migrations_table_name")
-    target = target_from(plugin, kw)
+    target = changes.with_limits(target_from(plugin, kw), *limits)
     if pick is not None and not explicit_table:
         target = pick(target)
-    plan = changes.with_warnings(target, plan_for(target))
+    from ..upgrade import guards
+
+    plan = guards.check(target, changes.with_warnings(target, plan_for(target)), force=kw.pop("force"))
     cli_install.refresh_archive(target.project)
     if sql is not None:
         sqlview.preview_change(target, plan, sql, as_json=as_json, fmt=fmt, dry=dry, yes=yes)
@@ -112,14 +115,17 @@ def _change(
         return
     if plan.names:
         output.show_plan(target.header(), plan)
-        if not yes and not click.confirm("Go ahead?", default=False, err=True):
-            raise errors.Cancelled("cancelled: nothing was changed")
-    output.emit(changes.execute(target, plan), as_json=as_json, fmt=fmt)
+        confirm_or_cancel(yes)
+    say = lambda line: click.echo(f"knexwrap: {line}", err=True)  # noqa: E731
+    output.emit(changes.execute(target, plan, say), as_json=as_json, fmt=fmt)
 
 
 def change_command(help_text: str) -> Callable[[F], F]:
     def decorate(func: F) -> F:
         func = output.output_options(change_options(target_options(func)))
+        func = click.option(
+            "--force", is_flag=True, help="Revert although a Backstage backend is connected to the database."
+        )(func)
         return cli.command(func.__name__, help=help_text)(func)  # type: ignore[return-value]
 
     return decorate

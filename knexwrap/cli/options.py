@@ -75,6 +75,22 @@ def target_options(func: F) -> F:
 
 
 def change_options(func: F) -> F:
+    func = click.option(
+        "--change-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="Stop knex after this long, even in the middle of a migration [no limit: --timeout bounds "
+        "connecting and reading only].",
+    )(func)
+    func = click.option(
+        "--lock-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="PostgreSQL lock_timeout of the migration's session: a statement waiting this long for a busy "
+        "table fails instead of stalling the queries queued behind it.",
+    )(func)
     func = click.option("--yes", "-y", is_flag=True, help="Do not ask before changing the database.")(func)
     return click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")(func)
 
@@ -109,3 +125,27 @@ def target_from(plugin: str, kw: dict[str, Any]) -> commands.Target:
         table=kw.pop("migrations_table_name"),
         timeout=kw.pop("timeout"),
     )
+
+
+def confirm_or_cancel(yes: bool) -> None:
+    """Ask "Go ahead?" unless --yes; raises Cancelled (14) on "no", on Ctrl-C, and when nobody can answer.
+
+    With stdin closed or empty (a pipeline, CI) there is no one to ask: the message says to pass --yes,
+    instead of a "cancelled" nobody chose.
+    """
+    import sys
+
+    if yes:
+        return
+    try:
+        if click.confirm("Go ahead?", default=False, err=True):
+            return
+    except click.exceptions.Abort:  # click's answer to both Ctrl-C and end of input
+        click.echo(err=True)  # the question's line was left open
+        if not sys.stdin.isatty():
+            raise errors.Cancelled(
+                "there is no terminal to ask on (stdin is not a terminal and gave no answer): nothing was changed; "
+                "pass --yes to go ahead without asking"
+            ) from None
+        raise errors.Cancelled("cancelled at the question (Ctrl-C): nothing was changed") from None
+    raise errors.Cancelled("cancelled: nothing was changed")

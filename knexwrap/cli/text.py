@@ -106,7 +106,12 @@ def _status(result: Status, fmt: str, verbose: bool) -> str:
         lines.append(
             "missing: recorded in the database but absent from the folder (the database is ahead of this code)"
         )
-    if primary.locked:
+    if primary.locked and primary.lock_rows > 1:
+        lines.append(
+            f"lock: {primary.lock_rows} rows in {primary.migrations_table}_lock (two first runs raced): knex says "
+            "locked for ever; clear it with knexwrap unlock"
+        )
+    elif primary.locked:
         lines.append("lock: HELD (if no backend or knex is running, release it with knexwrap unlock)")
     if result.target.get("skip_migrations") and primary.counts["pending"]:
         lines.append("skipMigrations: the backend will not apply the pending migrations (knexwrap latest does)")

@@ -67,6 +67,14 @@ _RULES: tuple[Rule, ...] = (
         lambda m, o: errors.HostNotFound(f"database host {m[1]} not found", output=o),
     ),
     (
+        re.compile(r"no answer from (\S+) within ([\d.]+) s"),
+        lambda m, o: errors.Unreachable(
+            f"no answer from {m[1]} within {m[2]} s: it accepted the connection but did not respond "
+            "(raise the limit with --timeout)",
+            output=o,
+        ),
+    ),
+    (
         re.compile(r"ECONNREFUSED (\S+)"),
         lambda m, o: errors.Unreachable(f"connection refused by {m[1]}: is the database server running?", output=o),
     ),

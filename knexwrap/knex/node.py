@@ -13,24 +13,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ToolMissing
+from ..errors import KnexwrapError, Timeout, ToolMissing
 from ..install import backend
+from . import events as ev
 from .failures import classify
-from .process import Run, find, run
+from .process import Background, Run, find, run, start
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 KNEXFILE = JS_DIR / "knexfile.js"
 PASSWORD_ENV = "KNEXWRAP_PASSWORD"
+PLAN_ENV = "KNEXWRAP_PLAN"
+_READER_SLACK = 5.0  # seconds past --timeout before knexwrap stops a reader that ignores its own limits
 # FORCE_COLOR turns colours on even when set to 0; libpq-style PG* variables would let the driver
 # fill a gap from the shell. knexwrap always names host, port, user and database itself.
 _DROPPED = frozenset({"FORCE_COLOR", PASSWORD_ENV, "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD"})
 
 
 @dataclass(frozen=True)
+class ChangeRun:
+    """One knex run of a change: what knex printed, and the events of knexwrap's knexfile (knex/events.py)."""
+
+    run: Run  # stderr without the event lines
+    events: tuple[ev.MigrationEvent, ...]
+
+    def failure(self) -> KnexwrapError | None:
+        """The typed error of a non-zero exit, None on success."""
+        return None if self.run.exit_code == 0 else classify(self.run.stdout, self.run.stderr, self.run.exit_code)
+
+
+@dataclass(frozen=True)
 class Node:
     project: Path
-    timeout: float
+    timeout: float  # seconds, for connecting and reading
     password: str | None = None
+    change_timeout: float | None = None  # seconds for a change; None: a running migration is never cut
+    lock_timeout: float | None = None  # seconds: PostgreSQL lock_timeout of a change's sessions
 
     def knex(self, args: list[str], config: dict[str, Any]) -> Run:
         """One run of node_modules/.bin/knex with knexwrap's knexfile; non-zero exits raise typed errors."""
@@ -39,6 +56,80 @@ class Node:
         if run.exit_code != 0:
             raise classify(run.stdout, run.stderr, run.exit_code)
         return run
+
+    def change(
+        self,
+        args: list[str],
+        config: dict[str, Any],
+        plan: dict[str, Any],
+        on_event: Callable[[ev.MigrationEvent], None] | None = None,
+        on_start: Callable[[int], None] | None = None,
+        app_name: str | None = None,
+    ) -> ChangeRun:
+        """One knex run held to `plan` by knexwrap's knexfile (see js/knexfile.js).
+
+        plan: {"table", "direction": "up"|"down", "names": [...] in run order, "applied": [[name, batch], ...]
+        in id order, the rows the plan was made from}. A non-zero exit is returned, not raised: the caller
+        re-reads the database before it says what happened. Bounded only by change_timeout. on_start gets the
+        pid of knex (in its own process group); app_name tags knex's PostgreSQL sessions (application_name).
+        """
+        seen: list[ev.MigrationEvent] = []
+
+        def on_line(line: str) -> None:
+            event = ev.parse_event(line.rstrip("\n"))
+            if event is not None:
+                seen.append(event)
+                if on_event is not None:
+                    on_event(event)
+
+        argv = [str(knex_home(self.project) / "bin" / "cli.js"), "--knexfile", str(KNEXFILE), *args]
+        extra = {"KNEXWRAP_CONFIG": json.dumps(config), PLAN_ENV: json.dumps(plan)}
+        if app_name is not None:
+            extra["KNEXWRAP_APP_NAME"] = app_name
+        if self.lock_timeout is not None:
+            extra["KNEXWRAP_LOCK_TIMEOUT"] = f"{self.lock_timeout:g}"
+        run = self._run(
+            argv,
+            extra,
+            on_err=on_line,
+            timeout=self.change_timeout,
+            timeout_option="--change-timeout",
+            on_start=on_start,
+            name="knex",
+        )
+        found, rest = ev.split(run.stderr)
+        return ChangeRun(Run(run.argv, run.exit_code, run.stdout, rest), found or tuple(seen))
+
+    def ensure(self, request: dict[str, Any]) -> bool:
+        """Create a missing database or schema (js/ensure.js); True when it was created, False when it existed.
+
+        ``request``: {"config": knex config without password, "kind": "database"|"schema", "name", "owner"?}.
+        """
+        run = self.script("ensure.js", {"KNEXWRAP_ENSURE": json.dumps(request)})
+        if run.exit_code != 0:
+            raise classify(run.stdout, run.stderr, run.exit_code)
+        created: bool = json.loads(run.stdout)["created"]
+        return created
+
+    def hold_lock(self, entry: dict[str, Any], wait: float) -> tuple[Background, dict[str, Any]]:
+        """Start js/hold_lock.js for one set (entry: {"config", "table", "key", "passwordEnv"}) and read its answer.
+
+        Returns the running holder (stop() releases the lock) and its first line: {"held": true, "knexLock"}
+        or {"held": false, "holder"} or {"error"}. Raises Timeout when it says nothing within `wait` seconds.
+        """
+        node = find("node", "knexwrap holds its own lock with it")
+        holder = start(
+            node,
+            [str(JS_DIR / "hold_lock.js")],
+            cwd=self.project,
+            env=self._environment({"KNEXWRAP_LOCK": json.dumps(entry)}),
+        )
+        line = holder.first_line(wait)
+        if line is None:
+            holder.stop()
+            raise Timeout(f"knexwrap could not take its own lock within {wait:g} s (raise it with --timeout)")
+        answer: dict[str, Any] = json.loads(line)
+        return holder, answer
 
     def read(
         self,
@@ -51,8 +142,19 @@ class Node:
         `secrets` are extra environment variables (other targets' passwords), `progress` gets the id
         of each target as the reader finishes it.
         """
-        env = {"KNEXWRAP_READ": json.dumps(targets), **(secrets or {})}
-        run = self._run([str(JS_DIR / "read_state.js")], env, progress, tuple((secrets or {}).values()))
+        # The reader gives each database this limit itself (a silent one becomes that target's error); knexwrap's
+        # own clock, a little later, only catches a reader that hangs as a whole.
+        env = {"KNEXWRAP_READ": json.dumps(targets), "KNEXWRAP_READ_LIMIT": f"{self.timeout:g}", **(secrets or {})}
+        try:
+            run = self._run(
+                [str(JS_DIR / "read_state.js")],
+                env,
+                progress,
+                tuple((secrets or {}).values()),
+                timeout=self.timeout + _READER_SLACK,
+            )
+        except Timeout:
+            raise Timeout(f"the databases did not answer within {self.timeout:g} s (raise it with --timeout)") from None
         if run.exit_code != 0:
             raise classify(run.stdout, run.stderr, run.exit_code)
         result: list[dict[str, Any]] = json.loads(run.stdout)
@@ -61,17 +163,6 @@ class Node:
     def script(self, name: str, env: dict[str, str]) -> Run:
         """One run of knexwrap's own script js/NAME with ENV added; the exit code is the caller's to judge."""
         return self._run([str(JS_DIR / name)], env)
-
-    def ensure(self, request: dict[str, Any]) -> bool:
-        """Create a missing database or schema (js/ensure.js); True when it was created, False when it existed.
-
-        ``request``: {"config": knex config without password, "kind": "database"|"schema", "name", "owner"?}.
-        """
-        run = self.script("ensure.js", {"KNEXWRAP_ENSURE": json.dumps(request)})
-        if run.exit_code != 0:
-            raise classify(run.stdout, run.stderr, run.exit_code)
-        created: bool = json.loads(run.stdout)["created"]
-        return created
 
     def _environment(self, extra: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
@@ -86,20 +177,36 @@ class Node:
         extra_env: dict[str, str],
         progress: Callable[[str], None] | None = None,
         secrets: tuple[str, ...] = (),
+        *,
+        on_err: Callable[[str], None] | None = None,
+        timeout: float | None = -1.0,
+        timeout_option: str = "--timeout",
+        on_start: Callable[[int], None] | None = None,
         name: str | None = None,
     ) -> Run:
         node = find("node", "knexwrap runs the project's knex with it")
-        on_err = _progress(progress) if progress is not None else None
+        if progress is not None:
+            on_err = _progress(progress)
         return run(
             node,
             argv,
             cwd=self.project,
             env=self._environment(extra_env),
-            timeout=self.timeout,
+            timeout=self.timeout if timeout == -1.0 else timeout,
             secrets=(self.password, *secrets),
             on_err_line=on_err,
+            timeout_option=timeout_option,
+            on_start=on_start,
             name=name,
         )
+
+
+def _progress(progress: Callable[[str], None]) -> Callable[[str], None]:
+    def on_line(line: str) -> None:
+        if line.startswith("done "):
+            progress(line[5:].strip())
+
+    return on_line
 
 
 def knex_home(project: Path) -> Path:
@@ -110,11 +217,3 @@ def knex_home(project: Path) -> Path:
     if found is None or not (found.folder / "bin" / "cli.js").is_file():
         raise ToolMissing(f"knex is not installed where the backend loads it in {project}: run npm install in it")
     return found.folder
-
-
-def _progress(progress: Callable[[str], None]) -> Callable[[str], None]:
-    def on_line(line: str) -> None:
-        if line.startswith("done "):
-            progress(line[5:].strip())
-
-    return on_line

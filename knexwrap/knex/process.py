@@ -40,20 +40,30 @@ def run(
     *,
     cwd: Path,
     env: Mapping[str, str],
-    timeout: float,
+    timeout: float | None,
     secrets: tuple[str | None, ...] = (),
     on_err_line: Callable[[str], None] | None = None,
+    timeout_option: str = "--timeout",
+    on_start: Callable[[int], None] | None = None,
     name: str | None = None,
 ) -> Run:
     """Run to completion; a non-zero exit is returned, not raised: callers know what it means.
 
-    `name` is the program's name in messages (default: the file name of argv[0], else the executable)."""
+    `name` is the program's name in messages (default: the file name of argv[0], else the executable).
+
+    on_start: gets the pid once the program runs; such a program (a change) gets its own process group, so
+    a Ctrl-C on the terminal reaches knexwrap alone, which decides how to stop it (upgrade/interrupt.py).
+
+    timeout: seconds before the program is killed (Timeout is raised); None for no limit, which a
+    running migration gets unless the user asked for one (a killed migration is a half-done one)."""
     import sh  # deferred: a large import, and only commands that start a program need it
 
     command = sh.Command(executable).bake(
         _cwd=str(cwd), _env=dict(env), _tty_in=False, _tty_out=False, _truncate_exc=False, _bg=True, _bg_exc=False
     )
     err_lines: list[str] = []
+    if on_start is not None:
+        command = command.bake(_new_group=True)
     if on_err_line is not None:
         command = command.bake(_err=_keep_lines(on_err_line, err_lines))
     # Our own timer instead of sh's _timeout: sh polls that one every 0.1 s, which added up to
@@ -63,8 +73,11 @@ def run(
         running = command(*argv)
     except sh.CommandNotFound as missing:
         raise ToolMissing(f"cannot run {executable}: {missing}") from missing
-    timer = threading.Timer(timeout, _kill, (running, expired))
-    timer.start()
+    if on_start is not None:
+        on_start(int(running.pid))
+    timer = threading.Timer(timeout, _kill, (running, expired)) if timeout is not None else None
+    if timer is not None:
+        timer.start()
     try:
         running.wait()
         code, out, err = 0, running.stdout, running.stderr
@@ -73,10 +86,13 @@ def run(
     except sh.SignalException:
         code, out, err = -9, running.stdout, running.stderr
     finally:
-        timer.cancel()
+        if timer is not None:
+            timer.cancel()
     if expired.is_set():
         name = name or (Path(executable).name if not argv else Path(argv[0]).name)
-        raise Timeout(f"{name} did not finish within {timeout:g} s and was stopped (raise it with --timeout)")
+        raise Timeout(
+            f"{name} did not finish within {timeout or 0:g} s and was stopped (raise it with {timeout_option})"
+        )
     return Run(
         argv=(executable, *argv),
         exit_code=code,
@@ -104,3 +120,60 @@ def _keep_lines(on_line: Callable[[str], None], kept: list[str]) -> Callable[[st
         on_line(line)
 
     return take
+
+
+class Background:
+    """A program that runs beside knexwrap (the holder of knexwrap's own lock) until stop().
+
+    It sits in its own process group, so a Ctrl-C on the terminal reaches knexwrap alone, which decides.
+    """
+
+    def __init__(self, running: Any, first: threading.Event, lines: list[str]) -> None:
+        self._running, self._first, self._lines = running, first, lines
+
+    @property
+    def pid(self) -> int:
+        return int(self._running.pid)
+
+    def first_line(self, timeout: float) -> str | None:
+        """The first line it printed on stdout, None if it printed none within `timeout` seconds or exited."""
+        self._first.wait(timeout)
+        return self._lines[0] if self._lines else None
+
+    def signal(self, signum: int) -> None:
+        """Send it a signal (the lock holder: SIGUSR2 cancels the change's statement on the server)."""
+        with contextlib.suppress(ProcessLookupError, OSError):
+            self._running.signal(signum)
+
+    def stop(self) -> None:
+        """Ask it to finish (SIGTERM) and wait until it has."""
+        import sh
+
+        with contextlib.suppress(ProcessLookupError, OSError):
+            self._running.terminate()
+        with contextlib.suppress(sh.ErrorReturnCode, sh.SignalException):
+            self._running.wait()
+
+
+def start(executable: str, argv: list[str], *, cwd: Path, env: Mapping[str, str]) -> Background:
+    """Start a long-running program; its stdout lines are collected, the first one awaited by the caller."""
+    import sh
+
+    first = threading.Event()
+    lines: list[str] = []
+
+    def take(line: str) -> None:
+        lines.append(line)
+        first.set()
+
+    def done(*_: Any) -> None:
+        first.set()  # exited without a line: nobody waits in vain
+
+    command = sh.Command(executable).bake(
+        _cwd=str(cwd), _env=dict(env), _tty_in=False, _tty_out=False, _bg=True, _bg_exc=False, _new_group=True
+    )
+    try:
+        running = command(*argv, _out=take, _done=done)
+    except sh.CommandNotFound as missing:
+        raise ToolMissing(f"cannot run {executable}: {missing}") from missing
+    return Background(running, first, lines)

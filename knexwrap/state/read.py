@@ -29,7 +29,8 @@ class SetState:
     table_exists: bool
     applied: tuple[Applied, ...]  # in the order knex ran them (id order)
     files: tuple[str, ...]  # sorted by name, as knex sorts them
-    locked: bool
+    locked: bool  # knex cannot take its lock: a row is held, or the rows are not exactly one free row
+    lock_rows: int = 1  # rows of <table>_lock; more than one: two first runs raced (knex #3538)
 
     @property
     def applied_names(self) -> tuple[str, ...]:
@@ -107,5 +108,13 @@ def from_reader(entry: dict[str, Any], table: str, directory: str) -> SetState:
         table_exists=data["exists"],
         applied=tuple(Applied(r["name"], int(r["batch"]), r["migration_time"]) for r in data["rows"]),
         files=list_files(directory),
-        locked=bool(data["lock"]["locked"]),
+        locked=_knex_says_locked(data["lock"]),
+        lock_rows=int(data["lock"].get("rows", 1)),
     )
+
+
+def _knex_says_locked(lock: dict[str, Any]) -> bool:
+    """knex takes its lock by updating the free rows and insists on exactly one; no rows: it inserts one."""
+    if "rows" not in lock:
+        return bool(lock["locked"])
+    return int(lock["rows"]) > 0 and int(lock["free"]) != 1

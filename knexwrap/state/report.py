@@ -62,6 +62,7 @@ class SetReport:
     counts: dict[str, int]
     migrations: tuple[MigrationRow, ...]
     rows_of_other_sets: tuple[OtherRow, ...] = ()
+    lock_rows: int = 1  # rows of <table>_lock; more than one: knex says "locked" until unlock clears them
 
     def names(self, wanted: str) -> tuple[str, ...]:
         return tuple(m.name for m in self.migrations if m.state == wanted)
@@ -128,6 +129,7 @@ def set_report(
         counts={s: sum(1 for r in rows if r.state == s) for s in ("applied", "pending", "missing")},
         migrations=tuple(rows),
         rows_of_other_sets=others,
+        lock_rows=read.lock_rows,
     )
 
 

@@ -6,25 +6,35 @@ it happens; after a failure the database is read again so the report says what r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import errors
 from ..install import sets
-from ..knex import parse
+from ..knex import events, parse
+from ..knex.node import ChangeRun
 from ..state import read as st
 from ..state import report
 from ..state.plugin import Target, neighbours, read_state
+from . import aftermath, interrupt, lock, pause
 from .ensure import Creation, create, creation_for
 
 
 @dataclass(frozen=True)
 class Plan:
+    """What a change verb will do: `names` in the order knex runs them, from the state `applied`.
+
+    applied: the table's rows (name, batch) in id order when the plan was read; the run refuses to
+    start unless the table is exactly this under knex's lock (js/knexfile.js).
+    """
+
     command: str
     action: str  # "apply", "revert" or "unlock"
     names: tuple[str, ...]
     knex_args: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    applied: tuple[tuple[str, int], ...] = ()
     creates: Creation | None = None  # the plugin's database or schema, created first (ensureExists)
 
 
@@ -100,41 +110,50 @@ def _refuse_if_locked(state: st.SetState, target: Target) -> None:
         )
 
 
+def _rows(state: st.SetState) -> tuple[tuple[str, int], ...]:
+    return tuple((a.name, a.batch) for a in state.applied)
+
+
 def plan_latest(target: Target) -> Plan:
     state, creates = _checked_or_absent(target)
-    return Plan("latest", "apply", state.pending, ("migrate:latest", "--verbose"), creates=creates)
+    return Plan(
+        "latest", "apply", state.pending, ("migrate:latest", "--verbose"), applied=_rows(state), creates=creates
+    )
 
 
 def plan_up(target: Target, name: str | None) -> Plan:
     state, creates = _checked_or_absent(target)
     if name is None:
-        return Plan("up", "apply", state.pending[:1], ("migrate:up",), creates=creates)
+        # knex is given the shown name: "the next pending file" is decided once, here, not again at run time.
+        first = state.pending[:1]
+        return Plan("up", "apply", first, ("migrate:up", *first), applied=_rows(state), creates=creates)
     wanted = _file_name(name, state.files)
     if wanted in state.applied_names:
         raise errors.MigrationNotFound(f'migration "{wanted}" is already applied: nothing to run')
     if wanted not in state.pending:
         raise errors.MigrationNotFound(f'migration "{wanted}" is not in {target.migrations.directory}')
-    return Plan("up", "apply", (wanted,), ("migrate:up", wanted), creates=creates)
+    return Plan("up", "apply", (wanted,), ("migrate:up", wanted), applied=_rows(state), creates=creates)
 
 
 def plan_down(target: Target, name: str | None) -> Plan:
     state = _checked(target)
     if name is None:
-        return Plan("down", "revert", state.applied_names[-1:], ("migrate:down",))
+        last = state.applied_names[-1:]
+        return Plan("down", "revert", last, ("migrate:down", *last), applied=_rows(state))
     wanted = _file_name(name, state.applied_names + state.files)
     if wanted not in state.applied_names:
         raise errors.MigrationNotRun(f'migration "{wanted}" has not been run: nothing to revert')
-    return Plan("down", "revert", (wanted,), ("migrate:down", wanted))
+    return Plan("down", "revert", (wanted,), ("migrate:down", wanted), applied=_rows(state))
 
 
 def plan_rollback(target: Target, everything: bool) -> Plan:
     state = _checked(target)
     if everything:
         names = tuple(reversed(state.applied_names))
-        return Plan("rollback", "revert", names, ("migrate:rollback", "--all", "--verbose"))
+        return Plan("rollback", "revert", names, ("migrate:rollback", "--all", "--verbose"), applied=_rows(state))
     batch = state.last_batch
     names = state.batch_files(batch) if batch is not None else ()
-    return Plan("rollback", "revert", names, ("migrate:rollback", "--verbose"))
+    return Plan("rollback", "revert", names, ("migrate:rollback", "--verbose"), applied=_rows(state))
 
 
 def plan_unlock(target: Target) -> Plan:
@@ -154,8 +173,8 @@ def _checked_or_absent(target: Target) -> tuple[st.SetState, Creation | None]:
 
 def _checked(target: Target) -> st.SetState:
     state = read_state(target)
-    # knexConfig.migrations.disableMigrationsListValidation: knex (and the backend) run despite missing files.
     _refuse_if_wrong_folder(state, target)
+    # knexConfig.migrations.disableMigrationsListValidation: knex (and the backend) run despite missing files.
     if not target.knex_config()["migrations"].get("disableMigrationsListValidation"):
         _refuse_if_ahead(state)
     _refuse_if_locked(state, target)
@@ -178,39 +197,78 @@ def dry_run(target: Target, plan: Plan) -> Outcome:
     )
 
 
-def execute(target: Target, plan: Plan) -> Outcome:
-    """Carry the plan out with one knex run; nothing runs for an empty plan."""
+def execute(
+    target: Target,
+    plan: Plan,
+    say: Callable[[str], None] = lambda _: None,
+    on_event: Callable[[events.MigrationEvent], None] | None = None,
+) -> Outcome:
+    """Carry the plan out with one knex run held to it (knex/js/knexfile.js); nothing runs for an empty plan.
+
+    Under knexwrap's own lock of the set (upgrade/lock.py). Raises StateChanged when the database is no
+    longer what the plan was made from (nothing of the plan ran, or only the prefix named), Interrupted
+    after SIGINT/SIGTERM, MigrationFailed/Timeout/... with what the database shows afterwards. `say` gets
+    the lines an operator must read at once (what an interrupt does); `on_event` each migration's events as
+    knex runs them (knex/events.py: checked, start, end, fail, ...), e.g. for a journal.
+    """
     outcome = Outcome(target.header(), plan.command, plan.action, plan.names, (), False, warnings=plan.warnings)
     if not plan.names:
         return outcome
-    if plan.creates is not None:
+    if plan.creates is not None:  # before knexwrap's lock, which is held in the database being created
         create(target, plan.creates)
         outcome = replace(outcome, creates=str(plan.creates))
-    try:
-        run = target.node.knex(list(plan.knex_args), target.knex_config())
-    except (errors.MigrationFailed, errors.Timeout) as failure:
-        raise _with_aftermath(target, plan, failure) from failure
-    if plan.action == "unlock":
-        parse.parse_unlock(run.stdout)
-        return replace(outcome, done=plan.names)
-    change = parse.parse_change(run.stdout)
-    # up/down print the name; latest/rollback print it with --verbose. Either way knex has the last word.
-    return replace(outcome, done=change.names, batch=change.batch, notes=change.notes)
+    pause.point("confirmed")
+    with lock.hold(target, check_knex_lock=plan.action != "unlock") as holder:
+        pause.point("locked")
+        if plan.action == "unlock":
+            parse.parse_unlock(target.node.knex(list(plan.knex_args), target.knex_config()).stdout)
+            return replace(outcome, done=plan.names)
+        planned = replace(_planned(plan), tables=aftermath.all_tables(target))
+        watch = interrupt.Watch(target.connection.client, say, holder, listener=on_event)
+        with interrupt.watching(watch):
+            run = _run(target, plan, watch)
+        if watch.signals:
+            hint = f"knexwrap unlock {target.migrations.plugin_id or target.migrations.directory}"
+            raise aftermath.after_interrupt(target, planned, watch, hint)
+        failure = run.failure()
+        ran = events.finished(run.events)
+        if failure is not None or events.stale(run.events, run.run.stdout) or ran != plan.names:
+            raise aftermath.after_failure(target, planned, failure, run.events)
+    change = parse.parse_change(run.run.stdout)
+    return replace(outcome, done=ran, batch=change.batch, notes=change.notes)
 
 
-def _with_aftermath(target: Target, plan: Plan, failure: errors.KnexwrapError) -> errors.KnexwrapError:
+def _planned(plan: Plan) -> aftermath.Planned:
+    return aftermath.Planned(plan.action, plan.names, plan.applied)
+
+
+def _run(target: Target, plan: Plan, watch: interrupt.Watch) -> ChangeRun:
+    held = {
+        "table": target.migrations.table,
+        "direction": "up" if plan.action == "apply" else "down",
+        "names": list(plan.names),
+        "applied": [list(row) for row in plan.applied],
+    }
     try:
-        after = read_state(target)
-    except errors.KnexwrapError:
-        failure.message += "; knexwrap could not read the database afterwards: check knexwrap status"
-        return failure
-    applied = set(after.applied_names)
-    if plan.action == "apply":
-        done = [n for n in plan.names if n in applied]
-        failure.message += f"; applied before it stopped: {', '.join(done) or 'none'}"
-    else:
-        done = [n for n in plan.names if n not in applied]
-        failure.message += f"; reverted before it stopped: {', '.join(done) or 'none'}"
-    if after.locked:
-        failure.message += "; the migration lock is still held"
-    return failure
+        return target.node.change(
+            list(plan.knex_args),
+            target.knex_config(),
+            held,
+            on_event=watch.saw,
+            on_start=watch.started,
+            app_name=lock.app_name(),
+        )
+    except errors.Timeout as expired:  # --change-timeout: the user asked for a clock on the change
+        raise aftermath.after_failure(target, _planned(plan), expired, tuple(watch.seen)) from expired
+
+
+def with_limits(target: Target, change_timeout: float | None, lock_timeout: float | None) -> Target:
+    """The target whose change runs stop after `change_timeout` s (None: never by a clock) and whose PostgreSQL
+    sessions give up waiting for a table lock after `lock_timeout` s (None: the server's setting)."""
+    for name, seconds in (("--change-timeout", change_timeout), ("--lock-timeout", lock_timeout)):
+        if seconds is not None and seconds <= 0:
+            raise errors.ConfigError(f"{name} must be a positive number of seconds")
+    if lock_timeout is not None and target.connection.client != "pg":
+        raise errors.ConfigError("--lock-timeout sets PostgreSQL's lock_timeout: it has no meaning for this database")
+    node = replace(target.node, change_timeout=change_timeout, lock_timeout=lock_timeout)
+    return replace(target, node=node)

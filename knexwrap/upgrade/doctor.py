@@ -133,8 +133,13 @@ def _locked(db: report.DatabaseReport, one: report.SetReport, flags: str) -> Fin
         db.database,
         one.migrations_table,
         "locked",
-        "the migration lock is held: a backend or knex is migrating, or one crashed while holding it; "
-        "release it only when nothing is running",
+        (
+            f"{one.migrations_table}_lock has {one.lock_rows} rows (two first runs raced, knex #3538): knex "
+            "says locked until they are cleared"
+            if one.lock_rows > 1
+            else "the migration lock is held: a backend or knex is migrating, or one crashed while holding it; "
+            "release it only when nothing is running"
+        ),
         fix=f"knexwrap unlock {db.plugin}{table}{flags}",
     )
 

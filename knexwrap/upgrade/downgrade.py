@@ -6,17 +6,19 @@ reverted, what failed and what was not run, and where the backups are.
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import errors
 from ..config import connection as conn
 from ..install import sets
-from ..knex import parse
+from ..knex import events, parse
 from ..knex.node import Node
 from ..state import whole as install
-from ..state.plugin import Target, reader_entry
-from . import archive, backup
+from ..state.plugin import Target, read_state, reader_entry
+from . import archive, backup, interrupt, lock
 from .plan import DowngradePlan, SetPlan
 
 
@@ -25,7 +27,7 @@ class Step:
     database: str
     table: str
     name: str
-    status: str  # "reverted", "failed" or "not run"
+    status: str  # "reverted", "failed", "stopped" (interrupted) or "not run"
     message: str | None = None
 
 
@@ -91,17 +93,61 @@ def set_target(p: install.Plan, one: SetPlan, node: Node) -> Target:
     return Target(p.project, migrations, p.databases[one.plugin], node)
 
 
-def _revert_set(one: SetPlan, target: Target, node: Node) -> list[Step]:
+def _revert_set(one: SetPlan, target: Target, node: Node, say: Callable[[str], None]) -> list[Step]:
+    """`knex migrate:down NAME` per file, under knexwrap's lock of the set, each held to the rows it expects.
+
+    SIGINT/SIGTERM are handled as in every change (upgrade/interrupt.py): the step running is cancelled or
+    let finish, no further step starts, and the report comes from re-reading the database.
+    """
     steps: list[Step] = []
-    for name in one.revert:
-        try:
-            run = node.knex(["migrate:down", name], target.knex_config())
-            parse.parse_change(run.stdout)
-            steps.append(Step(one.database, one.table, name, "reverted"))
-        except errors.KnexwrapError as failure:
-            steps.append(Step(one.database, one.table, name, "failed", failure.message))
-            raise _Stopped(steps, failure) from failure
+    try:
+        with lock.hold(target) as holder:
+            watch = interrupt.Watch(target.connection.client, say, holder)
+            with interrupt.watching(watch):
+                for name in one.revert:
+                    steps.append(_step(one, target, node, name, watch, {s.name for s in steps}))
+    except _Stopped as stopped:
+        raise _Stopped(steps + stopped.steps, stopped.failure) from stopped
+    except errors.Locked as locked:  # another change took the set between the plan and this step
+        raise _Stopped(steps, locked) from locked
     return steps
+
+
+def _step(one: SetPlan, target: Target, node: Node, name: str, watch: interrupt.Watch, gone: set[str]) -> Step:
+    if watch.signals:
+        raise _Stopped([], errors.Interrupted("interrupted before " + name, exit_code=watch.exit_code))
+    held = {
+        "table": one.table,
+        "direction": "down",
+        "names": [name],
+        "applied": [[n, None] for n in one.recorded if n not in gone],
+    }
+    run = node.change(["migrate:down", name], target.knex_config(), held, watch.saw, watch.started, lock.app_name())
+    failure = run.failure()
+    if watch.signals:
+        failure = errors.Interrupted(
+            f"interrupted by {signal.Signals(watch.signals[0]).name} during {name}", exit_code=watch.exit_code
+        )
+    elif failure is None and events.finished(run.events) != (name,):
+        failure = errors.StateChanged(f"{one.table} changed since the plan was shown: {name} was not run")
+    if failure is not None:
+        raise _Stopped([_after_failure(one, target, name, failure)], failure)
+    parse.parse_change(run.run.stdout)
+    return Step(one.database, one.table, name, "reverted")
+
+
+def _after_failure(one: SetPlan, target: Target, name: str, failure: errors.KnexwrapError) -> Step:
+    """The failed step as the database shows it afterwards: a step that did revert says so; a held lock is named."""
+    try:
+        after = read_state(target)
+    except errors.KnexwrapError as unread:
+        failure.message += f"; knexwrap could not read the database afterwards ({unread.message})"
+        return Step(one.database, one.table, name, "failed", failure.message)
+    if after.locked:
+        failure.message += f"; the migration lock of {one.table} is still held (knexwrap unlock {one.plugin})"
+    stopped = "stopped" if isinstance(failure, errors.Interrupted) else "failed"
+    status = stopped if name in after.applied_names else "reverted"
+    return Step(one.database, one.table, name, status, failure.message)
 
 
 class _Stopped(Exception):
@@ -130,12 +176,15 @@ def execute(
     timeout: float,
     take_backups: bool = True,
     force: bool = False,
+    change_timeout: float | None = None,
+    lock_timeout: float | None = None,
+    say: Callable[[str], None] = lambda _: None,
 ) -> DowngradeResult:
     result = DowngradeResult(plan.to, (), (), ())
     if not plan.changes:
         return result
     password = next((c.password for c in p.databases.values() if c.password), None)
-    node = Node(p.project, timeout, password)
+    node = Node(p.project, timeout, password, change_timeout, lock_timeout)
     connections = _connections(p, plan)
     _refuse_locked(plan)
     if not force:
@@ -147,7 +196,7 @@ def execute(
     steps: list[Step] = []
     try:
         for one in plan.changes:
-            steps += _revert_set(one, targets[(one.database, one.table)], node)
+            steps += _revert_set(one, targets[(one.database, one.table)], node, say)
     except _Stopped as stopped:
         steps += stopped.steps
         done = {(s.database, s.table, s.name) for s in steps}

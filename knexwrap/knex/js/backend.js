@@ -12,9 +12,11 @@ function withBackendSettings(config) {
   const { knexwrapRole: role, ...rest } = config;
   if (!role) return rest;
   const statement = `SET ROLE ${quoteIdentifier(role)}`;
+  // knexwrap's own afterCreate (a change's lock_timeout) runs after the role is set, on the same connection.
+  const previous = rest.pool && rest.pool.afterCreate;
   const afterCreate = (connection, done) => {
     connection.query(statement).then(
-      () => done(null, connection),
+      () => (previous ? previous(connection, done) : done(null, connection)),
       err => done(err, connection),
     );
   };

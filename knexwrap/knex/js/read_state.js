@@ -29,7 +29,7 @@ function isoTime(value) {
 
 async function readTable(knex, table) {
   if (!(await knex.schema.hasTable(table))) {
-    return { exists: false, rows: [], lock: { exists: false, locked: false } };
+    return { exists: false, rows: [], lock: { exists: false, locked: false, rows: 0, free: 0 } };
   }
   const rows = await knex(table).select('name', 'batch', 'migration_time').orderBy('id');
   const lockTable = `${table}_lock`;
@@ -38,7 +38,13 @@ async function readTable(knex, table) {
   return {
     exists: true,
     rows: rows.map(r => ({ name: r.name, batch: Number(r.batch), migration_time: isoTime(r.migration_time) })),
-    lock: { exists: lockExists, locked: lockRows.some(r => Number(r.is_locked) === 1) },
+    // rows/free: knex takes its lock only when exactly one row is free; two first runs can leave two (knex #3538).
+    lock: {
+      exists: lockExists,
+      locked: lockRows.some(r => Number(r.is_locked) === 1),
+      rows: lockRows.length,
+      free: lockRows.filter(r => Number(r.is_locked) === 0).length,
+    },
   };
 }
 
@@ -47,6 +53,10 @@ const LIST_DATABASES = {
   pg: 'select datname as name from pg_database where datistemplate = false',
   mysql2: 'select schema_name as name from information_schema.schemata',
 };
+
+function rowsOf(result) {
+  return Array.isArray(result) ? result[0] : result.rows;
+}
 
 async function listDatabases(knex, client) {
   const result = await knex.raw(LIST_DATABASES[client]);
@@ -109,6 +119,11 @@ async function readTarget(target) {
     if (target.listDatabases) {
       return { id: target.id, databases: await listDatabases(knex, config.client) };
     }
+    if (target.listTables) {
+      // MySQL/MariaDB: each DDL statement commits on its own, so a failed migration can leave tables behind.
+      const found = rowsOf(await knex.raw('select table_name as name from information_schema.tables where table_schema = database()'));
+      return { id: target.id, allTables: found.map(r => r.name ?? r.NAME ?? r.TABLE_NAME).sort() };
+    }
     const noSchema = await missingSchema(knex, config);
     if (noSchema) {
       return { id: target.id, error: noSchema };
@@ -130,10 +145,29 @@ async function readTarget(target) {
   }
 }
 
+// Each database has its own limit: a server that accepts and never answers is that target's error, and
+// every other target is still reported. knex's own acquire timeout does not cover a connection that
+// opened and then went silent, and destroying such a knex instance can hang as well.
+function limited(target) {
+  const seconds = Number(process.env.KNEXWRAP_READ_LIMIT || 0);
+  if (!seconds) return readTarget(target);
+  const where = target.config.connection && target.config.connection.host
+    ? `${target.config.connection.host}:${target.config.connection.port || ''}`.replace(/:$/, '')
+    : 'the database';
+  let timer;
+  const expired = new Promise(resolve => {
+    timer = setTimeout(() => {
+      process.stderr.write(`done ${target.id}\n`);
+      resolve({ id: target.id, error: { code: 'ETIMEDOUT', message: `no answer from ${where} within ${seconds} s` } });
+    }, seconds * 1000);
+  });
+  return Promise.race([readTarget(target), expired]).finally(() => clearTimeout(timer));
+}
+
 async function main() {
   const targets = JSON.parse(process.env.KNEXWRAP_READ || '[]');
-  const results = await Promise.all(targets.map(readTarget));
-  process.stdout.write(JSON.stringify(results) + '\n');
+  const results = await Promise.all(targets.map(limited));
+  process.stdout.write(JSON.stringify(results) + '\n', () => process.exit(0)); // never wait on a silent socket
 }
 
 main().catch(err => {
