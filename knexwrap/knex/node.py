@@ -1,7 +1,8 @@
 """The one place knexwrap starts Node: the real Knex CLI, or its own read-only reader script.
 
 Every call is bounded by a timeout, gets no TTY and no colours, and receives the connection
-through its environment: argv never holds a password.
+through its environment: argv never holds a password. What comes back is data (knex's listings, the
+reader's JSON: never rewritten) or free text (errors, knex's notes: passwords masked, mask.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from ..errors import ToolMissing
 from ..install.plugins import KNEX_BIN
 from .failures import classify
+from .mask import mask
 from .process import Run, find, run
 
 JS_DIR = Path(__file__).resolve().parent / "js"
@@ -33,12 +35,20 @@ class Node:
     password: str | None = None
 
     def knex(self, args: list[str], config: dict[str, Any]) -> Run:
-        """One run of node_modules/.bin/knex with knexwrap's knexfile; non-zero exits raise typed errors."""
+        """One run of node_modules/.bin/knex with knexwrap's knexfile; non-zero exits raise typed errors.
+
+        The Run's stdout is knex's answer as printed (parse.py reads it); lines of it shown as free text
+        go through mask() first.
+        """
         argv = [str(self.project / KNEX_BIN), "--knexfile", str(KNEXFILE), *args]
         run = self._run(argv, {"KNEXWRAP_CONFIG": json.dumps(config)})
         if run.exit_code != 0:
-            raise classify(run.stdout, run.stderr, run.exit_code)
+            raise classify(run.stdout, run.stderr, run.exit_code, (self.password,))
         return run
+
+    def mask(self, text: str) -> str:
+        """Free text from knex (a note it printed) with this connection's password masked."""
+        return mask(text, (self.password,))
 
     def read(
         self,
@@ -46,16 +56,22 @@ class Node:
         secrets: Mapping[str, str] | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """Run the read-only reader over several targets in one process.
+        """Run the read-only reader over several targets in one process: one entry per target, in order.
 
         `secrets` are extra environment variables (other targets' passwords), `progress` gets the id
-        of each target as the reader finishes it.
+        of each target as the reader finishes it. The entries are data, returned as the reader wrote
+        them; only each entry's error message (a driver's free text) has the passwords masked.
         """
         env = {"KNEXWRAP_READ": json.dumps(targets), **(secrets or {})}
+        passwords = (self.password, *(secrets or {}).values())
         run = self._run([str(JS_DIR / "read_state.js")], env, progress, tuple((secrets or {}).values()))
         if run.exit_code != 0:
-            raise classify(run.stdout, run.stderr, run.exit_code)
+            raise classify(run.stdout, run.stderr, run.exit_code, passwords)
         result: list[dict[str, Any]] = json.loads(run.stdout)
+        for entry in result:
+            error = entry.get("error")
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                error["message"] = mask(error["message"], passwords)
         return result
 
     def script(self, name: str, env: dict[str, str]) -> Run:

@@ -155,9 +155,9 @@ def execute(target: Target, plan: Plan) -> Outcome:
     except (errors.MigrationFailed, errors.Timeout) as failure:
         raise _with_aftermath(target, plan, failure) from failure
     if plan.action == "unlock":
-        parse.parse_unlock(run.stdout)
+        parse.parse_unlock(run.stdout, (target.node.password,))
         return replace(outcome, done=plan.names)
-    change = parse.parse_change(run.stdout)
+    change = parse.parse_change(run.stdout, (target.node.password,))
     # up/down print the name; latest/rollback print it with --verbose. Either way knex has the last word.
     return replace(outcome, done=change.names, batch=change.batch, notes=change.notes)
 

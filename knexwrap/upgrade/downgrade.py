@@ -96,7 +96,7 @@ def _revert_set(one: SetPlan, target: Target, node: Node) -> list[Step]:
     for name in one.revert:
         try:
             run = node.knex(["migrate:down", name], target.knex_config())
-            parse.parse_change(run.stdout)
+            parse.parse_change(run.stdout, (node.password,))
             steps.append(Step(one.database, one.table, name, "reverted"))
         except errors.KnexwrapError as failure:
             steps.append(Step(one.database, one.table, name, "failed", failure.message))
@@ -118,7 +118,7 @@ def _verify(p: install.Plan, plan: DowngradePlan, node: Node) -> tuple[str, ...]
             continue
         migrations = sets.MigrationSet(one.plugin, one.package, one.version_target, one.target_directory, one.table)
         target = Target(p.project, migrations, p.databases[one.plugin], node)
-        listing = parse.parse_list(node.knex(["migrate:list"], target.knex_config()).stdout)
+        listing = parse.parse_list(node.knex(["migrate:list"], target.knex_config()).stdout, (node.password,))
         verified.append(f"{one.database} {one.table}: {len(listing.completed)} applied, {len(listing.pending)} pending")
     return tuple(verified)
 
