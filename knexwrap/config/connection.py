@@ -82,11 +82,27 @@ def load_environment(project: Path, env_file: str | None) -> dict[str, str]:
         raise ConfigError(f"--env-file {env_file}: no such file")
     values: dict[str, str] = {}
     if path.is_file():
+        import io
+
         from dotenv import dotenv_values  # imported only when there is a file: start-up time counts
 
-        values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+        text = _read_env_file(path, env_file or ".env")
+        values = {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
     values.update(os.environ)
     return values
+
+
+def _read_env_file(path: Path, shown: str) -> str:
+    """The .env file as text: UTF-8 (python-dotenv's encoding), else one line naming the first bad byte."""
+    try:
+        data = path.read_bytes()
+    except OSError as failed:
+        raise ConfigError(f"{shown}: cannot be read ({(failed.strerror or str(failed)).lower()})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as bad:
+        line = data[: bad.start].count(b"\n") + 1
+        raise ConfigError(f"{shown}: not UTF-8 text (byte 0x{data[bad.start]:02x} on line {line})") from None
 
 
 def _required(flag_value: str | None, env: Mapping[str, str], var: str, flag: str) -> str:
