@@ -7,18 +7,22 @@ errors on a password's line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import PROJECT, ROOT, knexwrap
+from backstage import SCAFFOLDER, make_project, package_dir
+from helpers import PROJECT, ROOT, knexwrap, sqlite_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from servers import PgServer, unique_name
 
 from knexwrap import errors
 from knexwrap.config.yaml12 import _parse_yaml
@@ -231,3 +235,57 @@ def test_any_mix_of_yaml_pieces_is_read_or_refused_without_the_password(pieces: 
     except errors.ConfigError as refused:
         assert PASSWORD not in refused.message, (text, refused.message)
         assert "\n" not in refused.message
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """`folder` and all below it read-only, for root too (the immutable attribute), restored afterwards."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-R", "+i", str(folder)], check=True)
+    else:
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        yield
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-R", "-i", str(folder)], check=True)
+        else:
+            for path in [folder, *folder.rglob("*")]:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_a_read_only_state_folder_stops_a_downgrade_before_any_change(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "new", {SCAFFOLDER: "4.3.0"})
+    older = make_project(tmp_path / "old", {SCAFFOLDER: "4.3.0"})
+    (package_dir(older, SCAFFOLDER) / "migrations" / "20240401213200_workspace.js").unlink()
+    (tmp_path / "db").mkdir()
+    flags = ("--client", "better-sqlite3", "--sqlite-dir", str(tmp_path / "db"))
+    assert knexwrap("latest", "scaffolder", "--yes", *flags, cwd=project).code == 0
+    database = tmp_path / "db" / "scaffolder.sqlite"
+    before = sqlite_rows(database, "select name from knex_migrations order by id")
+    with read_only(project / ".knexwrap"):
+        result = knexwrap("downgrade", "--to", str(older), "--yes", *flags, cwd=project)
+    assert result.code == 15, result.err
+    assert "Traceback" not in result.err and "internal error" not in result.err
+    (error,) = [line for line in result.err.splitlines() if line.startswith("knexwrap: error:")]
+    backups = project / ".knexwrap" / "backups"
+    assert error == f"knexwrap: error: cannot create the backups folder {backups}: operation not permitted"
+    assert sqlite_rows(database, "select name from knex_migrations order by id") == before
+
+
+@pytest.mark.parametrize("command", ["plan", "downgrade"])
+def test_a_wrong_password_is_exit_6_for_plan_and_downgrade(scram_pg: PgServer, command: str) -> None:
+    env = {
+        "POSTGRES_HOST": scram_pg.host,
+        "POSTGRES_PORT": str(scram_pg.port),
+        "POSTGRES_USER": scram_pg.user,
+        "POSTGRES_PASSWORD": "not the password",
+    }
+    prefix = unique_name("kw_auth") + "_"
+    extra = ["--yes"] if command == "downgrade" else []
+    result = knexwrap(command, "--to", str(PROJECT), "--prefix", prefix, *extra, env=env)
+    assert result.code == 6, result.err
+    where = f"postgresql://{scram_pg.user}@{scram_pg.host}:{scram_pg.port}/{prefix}"
+    assert one_line(result.err).startswith(f"knexwrap: error: {where}")
+    assert one_line(result.err).endswith(f': authentication failed for user "{scram_pg.user}"')

@@ -85,7 +85,7 @@ def _targets(p: Plan, timeout: float) -> list[dict[str, Any]]:
 
 
 def _database(
-    plugin: str, connection: conn.Connection, p: Plan, result: dict[str, Any] | None
+    plugin: str, connection: conn.Connection, p: Plan, result: dict[str, Any] | None, strict: bool
 ) -> report.DatabaseReport:
     where = connection.target()
     if result is None:
@@ -93,8 +93,11 @@ def _database(
     if st.missing_database(result):
         return report.DatabaseReport(plugin, connection.client, where, "absent", None, ())
     if "error" in result:
-        message = st.reader_error(result).message
-        return report.DatabaseReport(plugin, connection.client, where, "unreachable", message, ())
+        failure = st.reader_error(result)
+        if strict:  # its own type, so its own exit code: a wrong password is 6, not "unreachable"
+            failure.message = f"{where}: {failure.message}"
+            raise failure
+        return report.DatabaseReport(plugin, connection.client, where, "unreachable", failure.message, ())
     reports = []
     for one in p.sets_by_plugin[plugin]:
         read = st.from_reader(result, one.table, one.directory)
@@ -136,15 +139,21 @@ def install_status(
     return read(plan(options, project_dir), timeout, progress)
 
 
-def read(p: Plan, timeout: float, progress: Callable[[str], None] | None = None) -> report.InstallReport:
-    """Every database of a plan, in one node process: commands that already built the plan reuse it."""
+def read(
+    p: Plan, timeout: float, progress: Callable[[str], None] | None = None, *, strict: bool = False
+) -> report.InstallReport:
+    """Every database of a plan, in one node process: commands that already built the plan reuse it.
+
+    A database that cannot be read is reported "unreachable"; with ``strict`` (a plan needs every one)
+    its typed error is raised instead: AuthFailed, Unreachable, HostNotFound, ...
+    """
     passwords = {c.password for c in p.databases.values() if c.password}
     if len(passwords) > 1:
         raise errors.ConfigError("plugin databases with different passwords are not supported yet")
     node = Node(p.project, timeout, next(iter(passwords), None))
     targets = _targets(p, timeout)
     results = {r["id"]: r for r in node.read(targets, progress=progress)} if targets else {}
-    databases = [_database(plugin, c, p, results.get(plugin)) for plugin, c in p.databases.items()]
+    databases = [_database(plugin, c, p, results.get(plugin), strict) for plugin, c in p.databases.items()]
     orphans, notes = _orphans(p, results)
     return report.InstallReport(tuple(databases + orphans), tuple(notes))
 
