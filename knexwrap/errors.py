@@ -34,6 +34,12 @@ class PluginAmbiguous(ConfigError):
     code = "plugin_ambiguous"
 
 
+class UnsafePluginId(ConfigError):
+    """A plugin id (from a package.json) that would leave the folders and names built from it."""
+
+    code = "unsafe_plugin_id"
+
+
 class ToolMissing(KnexwrapError):
     code, exit_code = "tool_missing", 4
 

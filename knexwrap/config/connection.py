@@ -6,12 +6,13 @@ Nothing here falls back to a default server or database: a missing value is an e
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UnsafePluginId
 
 CLIENTS = {
     "pg": "pg",
@@ -25,6 +26,10 @@ CLIENTS = {
 }
 SQLITE_CLIENTS = ("better-sqlite3", "sqlite3")
 DEFAULT_PREFIX = "backstage_plugin_"
+# What a plugin id may hold: it names files (<id>.sqlite), databases and schemas, and goes into printed
+# commands. Real ids are words joined by - _ : (catalog, tech-insights, 3scale); no path separator, no
+# "..", no space or shell character, whatever a package.json says.
+_PLUGIN_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_:-]|\.(?!\.))*")
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,13 @@ def build(
     config: Mapping[str, Any] | None = None,
     project: Path | None = None,
 ) -> Connection:
-    """Flags first, then app-config, then the bare POSTGRES_* variables (README, precedence)."""
+    """Flags first, then app-config, then the bare POSTGRES_* variables (README, precedence).
+
+    Raises UnsafePluginId for a plugin id that could escape the names built from it, ConfigError for
+    a missing or bad value.
+    """
+    if plugin_id is not None:
+        check_plugin_id(plugin_id)
     if options.client is not None and options.client not in CLIENTS:
         raise ConfigError(f"unknown client {options.client!r}: use one of pg, better-sqlite3, sqlite3, mysql2")
     if config is not None and plugin_id is not None and project is not None:
@@ -136,6 +147,16 @@ def build(
         if found is not None and (wanted is None or wanted == CLIENTS.get(found.client)):
             return _with_flags(_from_appconfig(found), options, plugin_id)
     return _from_environment(options, plugin_id, env)
+
+
+def check_plugin_id(plugin_id: str) -> str:
+    """``plugin_id`` when it is safe to build file and database names from; else UnsafePluginId."""
+    if not _PLUGIN_ID.fullmatch(plugin_id):
+        raise UnsafePluginId(
+            f"plugin id {plugin_id!r} is not a plugin id knexwrap can use (letters, digits and - _ : . only; "
+            "no path): check the backstage.pluginId of the package that declares it"
+        )
+    return plugin_id
 
 
 def _from_appconfig(found: Any) -> Connection:
@@ -224,7 +245,10 @@ def _sqlite(client: str, options: Options, plugin_id: str | None) -> Connection:
     if not directory.is_dir():
         raise ConfigError(f"--sqlite-dir {options.sqlite_dir}: no such directory")
     name = options.database or plugin_id
-    return Connection(client=client, database=str((directory / f"{name}.sqlite").resolve()))
+    path = directory / f"{name}.sqlite"
+    if os.path.dirname(os.path.abspath(path)) != os.path.abspath(directory):  # never outside the folder
+        raise UnsafePluginId(f"{name}.sqlite would be outside --sqlite-dir {options.sqlite_dir}")
+    return Connection(client=client, database=str(path.resolve()))
 
 
 def as_flags(options: Options) -> str:

@@ -8,6 +8,7 @@ read from it: a message never shows one, and `output` keeps what knex printed ot
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Iterable
 
 from .. import errors
@@ -44,7 +45,8 @@ _RULES: tuple[Rule, ...] = (
     (
         re.compile(r"Cannot find module '([^']+)'[\s\S]*?Knex: run|Knex: run[\s\S]*?Cannot find module '([^']+)'"),
         lambda m, o: errors.DriverMissing(
-            f"the database driver '{m[1] or m[2]}' is not installed in the project: run npm install {m[1] or m[2]}",
+            f"the database driver '{m[1] or m[2]}' is not installed in the project: "
+            f"run {shlex.join(['npm', 'install', m[1] or m[2]])}",
             output=o,
         ),
     ),
