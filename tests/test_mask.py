@@ -6,7 +6,10 @@ are captured from real runs (the failing migration: tests/test_secrets_in_data.p
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -17,6 +20,7 @@ from knexwrap import errors
 from knexwrap.knex import parse
 from knexwrap.knex.failures import classify
 from knexwrap.knex.mask import MASK, mask
+from knexwrap.knex.process import run
 
 
 @pytest.mark.parametrize(
@@ -111,3 +115,11 @@ def test_a_password_standing_alone_never_survives(before: list[str], after: list
     for shaped, written in (('"{}"', secret), ("{}", secret), ("postgresql://u:{}@h/d", quote(secret, safe=""))):
         text = f"{head} {shaped.format(written)} {tail}"
         assert mask(text, [secret]) == f"{head} {shaped.format(MASK)} {tail}"
+
+
+def test_a_programs_answer_is_data_and_its_stderr_is_text(tmp_path: Path) -> None:
+    """The one subprocess wrapper returns stdout as written and stderr masked: a real program writing both."""
+    script = "import sys; print('20210409225200_secrets.js secret'); sys.stderr.write('login secret failed')"
+    done = run(sys.executable, ["-c", script], cwd=tmp_path, env=dict(os.environ), timeout=30, secrets=("secret",))
+    assert done.stdout == "20210409225200_secrets.js secret\n"
+    assert done.stderr == "login ******** failed"
