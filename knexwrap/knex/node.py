@@ -37,18 +37,14 @@ class Node:
     def knex(self, args: list[str], config: dict[str, Any]) -> Run:
         """One run of node_modules/.bin/knex with knexwrap's knexfile; non-zero exits raise typed errors.
 
-        The Run's stdout is knex's answer as printed (parse.py reads it); lines of it shown as free text
-        go through mask() first.
+        The Run's stdout is knex's answer as printed: parse.py reads it, given the password so that what
+        it passes on as free text (notes, an answer it cannot read) is masked.
         """
         argv = [str(self.project / KNEX_BIN), "--knexfile", str(KNEXFILE), *args]
         run = self._run(argv, {"KNEXWRAP_CONFIG": json.dumps(config)})
         if run.exit_code != 0:
             raise classify(run.stdout, run.stderr, run.exit_code, (self.password,))
         return run
-
-    def mask(self, text: str) -> str:
-        """Free text from knex (a note it printed) with this connection's password masked."""
-        return mask(text, (self.password,))
 
     def read(
         self,
