@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from backstage import CATALOG, SCAFFOLDER, make_project, swap
-from helpers import knexwrap, sqlite_rows, write_migration
+from helpers import PROJECT, ROOT, knexwrap, sqlite_rows, write_migration
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -102,3 +102,17 @@ def test_doctors_fix_pasted_into_a_shell_runs_exactly_the_downgrade(tmp_path: Pa
     assert not list(tmp_path.rglob("ran"))
     applied = sqlite_rows(databases / "catalog.sqlite", "select count(*) from knex_migrations")
     assert applied == [(30,)]
+
+
+def test_the_makefile_passes_a_folder_with_a_space_and_a_quote_whole(tmp_path: Path) -> None:
+    odd = tmp_path / "it's a folder"
+    odd.mkdir()
+    done = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "downgrade", f"TO={odd}/none", f"BACKSTAGE={PROJECT}"],
+        env={**os.environ, "KNEXWRAP_ARGS": f"--client better-sqlite3 --sqlite-dir {tmp_path}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert f"knexwrap: error: --to {odd}/none: no such project folder" in done.stderr, done.stderr
