@@ -68,18 +68,21 @@ bench: install node
 # and downgrade-only ones in DOWNGRADE_ARGS (e.g. DOWNGRADE_ARGS=--yes, --no-backup).
 BACKSTAGE ?= $(CURDIR)
 KNEXWRAP_BIN := $(abspath $(KNEXWRAP))
+# Paths reach the recipes through the environment, quoted there ("$$TO"): a folder name with a space,
+# a quote or a $( ) in it is one argument, never shell code. KNEXWRAP_ARGS is split into words on purpose.
+export BACKSTAGE TO
 
 pre-upgrade: install
-	cd $(BACKSTAGE) && $(KNEXWRAP_BIN) snapshot $(KNEXWRAP_ARGS)
+	cd "$$BACKSTAGE" && $(KNEXWRAP_BIN) snapshot $(KNEXWRAP_ARGS)
 
 post-upgrade: install
-	cd $(BACKSTAGE) && $(KNEXWRAP_BIN) archive
-	cd $(BACKSTAGE) && $(KNEXWRAP_BIN) status --check $(KNEXWRAP_ARGS)
+	cd "$$BACKSTAGE" && $(KNEXWRAP_BIN) archive
+	cd "$$BACKSTAGE" && $(KNEXWRAP_BIN) status --check $(KNEXWRAP_ARGS)
 
 downgrade: install
-	@test -n "$(TO)" || { echo "usage: make downgrade TO=<older install folder or snapshot file>" >&2; exit 2; }
-	cd $(BACKSTAGE) && $(KNEXWRAP_BIN) plan --to $(TO) $(KNEXWRAP_ARGS)
-	cd $(BACKSTAGE) && $(KNEXWRAP_BIN) downgrade --to $(TO) $(KNEXWRAP_ARGS) $(DOWNGRADE_ARGS)
+	@test -n "$$TO" || { echo "usage: make downgrade TO=<older install folder or snapshot file>" >&2; exit 2; }
+	cd "$$BACKSTAGE" && $(KNEXWRAP_BIN) plan --to "$$TO" $(KNEXWRAP_ARGS)
+	cd "$$BACKSTAGE" && $(KNEXWRAP_BIN) downgrade --to "$$TO" $(KNEXWRAP_ARGS) $(DOWNGRADE_ARGS)
 
 clean:
 	rm -rf $(VENV) $(PROJECT)/node_modules $(JUDGES)/node_modules $(DEMO_DIR)

@@ -45,6 +45,12 @@ class NoPlugins(ConfigError):
     code = "no_plugins"
 
 
+class UnsafePluginId(ConfigError):
+    """A plugin id (from a package.json) that would leave the folders and names built from it."""
+
+    code = "unsafe_plugin_id"
+
+
 class ToolMissing(KnexwrapError):
     code, exit_code = "tool_missing", 4
 
@@ -153,7 +159,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "success"),
     (1, "knex failed with output knexwrap does not recognise (shown as knex printed it)"),
     (2, "usage error: unknown option, missing argument"),
-    (3, "configuration error: missing variable, unknown plugin, ambiguous plugin, bad value"),
+    (3, "configuration error: missing variable, unknown plugin, ambiguous plugin, bad value, hostile input"),
     (4, "a tool is missing: node, the project's knex, or the database driver"),
     (5, "the database server cannot be reached: connection refused, host not found"),
     (6, "authentication failed"),
@@ -165,7 +171,11 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (12, "a migration failed"),
     (13, "knexwrap's own timeout expired"),
     (14, "cancelled: the confirmation was declined or could not be asked"),
-    (15, "the backup before a downgrade failed or cannot be taken (pg_dump missing or older than the server)"),
+    (
+        15,
+        "the backup before a downgrade failed or cannot be taken (pg_dump missing or older than the server, "
+        "the state folder not writable)",
+    ),
     (16, "a Backstage backend is connected to a database a downgrade would change (--force to go on)"),
     (17, "doctor found problems (each is listed with its fix)"),
     (18, "--sql cannot preview here: no scratch copy (the role may not create databases), or --sql=live not possible"),

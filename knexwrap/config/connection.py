@@ -6,12 +6,13 @@ Nothing here falls back to a default server or database: a missing value is an e
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, SettingMissing
+from ..errors import ConfigError, SettingMissing, UnsafePluginId
 from .shared import BackendSettings
 
 CLIENTS = {
@@ -26,6 +27,10 @@ CLIENTS = {
 }
 SQLITE_CLIENTS = ("better-sqlite3", "sqlite3")
 DEFAULT_PREFIX = "backstage_plugin_"
+# What a plugin id may hold: it names files (<id>.sqlite), databases and schemas, and goes into printed
+# commands. Real ids are words joined by - _ : (catalog, tech-insights, 3scale); no path separator, no
+# "..", no space or shell character, whatever a package.json says.
+_PLUGIN_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_:-]|\.(?!\.))*")
 
 
 @dataclass(frozen=True)
@@ -112,11 +117,27 @@ def load_environment(project: Path, env_file: str | None) -> dict[str, str]:
         raise ConfigError(f"--env-file {env_file}: no such file")
     values: dict[str, str] = {}
     if path.is_file():
+        import io
+
         from dotenv import dotenv_values  # imported only when there is a file: start-up time counts
 
-        values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+        text = _read_env_file(path, env_file or ".env")
+        values = {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
     values.update(os.environ)
     return values
+
+
+def _read_env_file(path: Path, shown: str) -> str:
+    """The .env file as text: UTF-8 (python-dotenv's encoding), else one line naming the first bad byte."""
+    try:
+        data = path.read_bytes()
+    except OSError as failed:
+        raise ConfigError(f"{shown}: cannot be read ({(failed.strerror or str(failed)).lower()})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as bad:
+        line = data[: bad.start].count(b"\n") + 1
+        raise ConfigError(f"{shown}: not UTF-8 text (byte 0x{data[bad.start]:02x} on line {line})") from None
 
 
 def _required(flag_value: str | None, env: Mapping[str, str], var: str, flag: str) -> str:
@@ -139,7 +160,13 @@ def build(
     config: Mapping[str, Any] | None = None,
     project: Path | None = None,
 ) -> Connection:
-    """Flags first, then app-config, then the bare POSTGRES_* variables (README, precedence)."""
+    """Flags first, then app-config, then the bare POSTGRES_* variables (README, precedence).
+
+    Raises UnsafePluginId for a plugin id that could escape the names built from it, ConfigError for
+    a missing or bad value.
+    """
+    if plugin_id is not None:
+        check_plugin_id(plugin_id)
     if options.client is not None and options.client not in CLIENTS:
         raise ConfigError(f"unknown client {options.client!r}: use one of pg, better-sqlite3, sqlite3, mysql2")
     if config is not None and project is not None:
@@ -158,6 +185,16 @@ def build(
             other = f"app-config's client is {found.client}, not {options.client}"
             return _from_environment(options, plugin_id, env, other)
     return _from_environment(options, plugin_id, env)
+
+
+def check_plugin_id(plugin_id: str) -> str:
+    """``plugin_id`` when it is safe to build file and database names from; else UnsafePluginId."""
+    if not _PLUGIN_ID.fullmatch(plugin_id):
+        raise UnsafePluginId(
+            f"plugin id {plugin_id!r} is not a plugin id knexwrap can use (letters, digits and - _ : . only; "
+            "no path): check the backstage.pluginId of the package that declares it"
+        )
+    return plugin_id
 
 
 def _from_appconfig(found: Any, project: Path, backend_cwd: str | None) -> Connection:
@@ -263,7 +300,10 @@ def _sqlite(client: str, options: Options, plugin_id: str | None) -> Connection:
     if not directory.is_dir():
         raise ConfigError(f"--sqlite-dir {options.sqlite_dir}: no such directory")
     name = options.database or plugin_id
-    return Connection(client=client, database=str((directory / f"{name}.sqlite").resolve()))
+    path = directory / f"{name}.sqlite"
+    if os.path.dirname(os.path.abspath(path)) != os.path.abspath(directory):  # never outside the folder
+        raise UnsafePluginId(f"{name}.sqlite would be outside --sqlite-dir {options.sqlite_dir}")
+    return Connection(client=client, database=str(path.resolve()))
 
 
 def as_flags(options: Options) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .limits import TOO_DEEP, check_depth
 from .shared import _KEY_PART, _MISSING, Key, LoadedConfig, _kind, _lookup, _reason
 from .transform import _FileTransformer
 from .yaml12 import _parse_yaml
@@ -126,9 +127,14 @@ def _read_env_config(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[Key, 
                 continue
             if part in obj:
                 raise ConfigError(f"{name}: refusing to override the config already set at '{key}'")
-            parsed = _json_or_text(value)
+            try:
+                parsed = _json_or_text(value)
+            except RecursionError:  # JSON nested deeper than Python's stack
+                raise ConfigError(f"{name}: {TOO_DEEP}") from None
             if parsed is None:
                 raise ConfigError(f"{name}: the value may not be null")
+            if not check_depth(parsed, len(parts)):
+                raise ConfigError(f"{name}: {TOO_DEEP}")
             obj[part] = parsed
             for leaf in _leaves(parsed, tuple(parts)):
                 names[leaf] = name

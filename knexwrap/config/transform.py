@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .limits import MAX_DEPTH, TOO_DEEP, check_depth
 from .shared import _MISSING, Key, _dotted, _kind, _reason
 from .yaml12 import _parse_yaml
 
@@ -60,11 +61,24 @@ class _FileTransformer:
         self.name = name
         self.env = env
         self.unset: dict[Key, str] = {}
+        # The files being included around the value being transformed: one found again is a cycle,
+        # which Backstage follows until it runs out of stack.
+        self._including: list[Path] = []
 
     def error(self, path: Key, message: str) -> ConfigError:
         return ConfigError(f"{self.name}: {_dotted(path)}: {message}" if path else f"{self.name}: {message}")
 
     def transform(self, node: Any, path: Key, directory: Path) -> Any:
+        """The value at ``path`` with Backstage's transforms applied; _MISSING where a variable is unset."""
+        if len(path) > MAX_DEPTH:
+            raise self.error(path[:MAX_DEPTH], TOO_DEEP)
+        entered = len(self._including)
+        try:
+            return self._transform(node, path, directory)
+        finally:
+            del self._including[entered:]  # the files this value included are done with
+
+    def _transform(self, node: Any, path: Key, directory: Path) -> Any:
         obj = node
         if isinstance(node, str):
             value, missing = _substitute(node, self.env)
@@ -120,8 +134,11 @@ class _FileTransformer:
         if suffix not in (".json", ".yaml", ".yml"):
             raise self.error(path, f"$include {file_part}: only .json, .yaml and .yml files can be included")
         target = directory / file_part
+        if target.resolve() in self._including:
+            raise self.error(path, f"$include {file_part} is already being included: a cycle")
         text = self._read("$include", file_part, directory, path)
         included = self._parse_included(text, suffix, file_part, path)
+        self._including.append(target.resolve())
         parts = data_path.split(".") if data_path else []
         for index, part in enumerate(parts):
             if not isinstance(included, dict):
@@ -142,9 +159,14 @@ class _FileTransformer:
     def _parse_included(self, text: str, suffix: str, file_part: str, path: Key) -> Any:
         if suffix == ".json":
             try:
-                return json.loads(text)
+                parsed = json.loads(text)
             except ValueError as exc:
                 raise self.error(path, f"$include {file_part}: not valid JSON ({exc.__class__.__name__})") from None
+            except RecursionError:  # nested deeper than Python's stack: deeper than MAX_DEPTH too
+                parsed = _MISSING
+            if parsed is _MISSING or not check_depth(parsed, len(path)):
+                raise self.error(path, f"$include {file_part}: {TOO_DEEP}")
+            return parsed
         try:
             return _parse_yaml(text, file_part)
         except ConfigError as exc:

@@ -8,10 +8,20 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from .limits import BoundedComposer
 from .shared import _js_string
 
+# PyYAML quotes the text it stopped at ('found undefined alias %r'): on a password's line that is the
+# password. What it quotes of its own grammar (',' or '}', '<stream end>') says nothing of a value.
+_QUOTED = re.compile(r"""\s*('[^']*'|"[^"]*")""")
+_GRAMMAR = re.compile(r"""'(?:<[a-z ]+>|[ ,:?{}\[\]-])'""")
 
-class _Yaml12Loader(yaml.SafeLoader):
+
+def _unquoted(problem: str) -> str:
+    return _QUOTED.sub(lambda m: m[0] if _GRAMMAR.fullmatch(m[1]) else "", problem)
+
+
+class _Yaml12Loader(BoundedComposer, yaml.SafeLoader):
     """PyYAML reads YAML 1.1; Backstage's ``yaml`` package reads YAML 1.2 with the core schema."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -68,9 +78,12 @@ def _parse_yaml(text: str, name: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        # Only the problem, never the snippet: the offending line may hold a password.
+        # Only the problem, never the snippet nor a quoted value: the offending line may hold a password.
         problem = exc.problem or exc.context or "invalid YAML"
         label = "" if problem.startswith("duplicate key") else "YAML syntax error: "
-        raise ConfigError(f"{name}: {where}{label}{problem}") from None
+        shown = problem if label == "" else _unquoted(problem)
+        raise ConfigError(f"{name}: {where}{label}{shown}") from None
     except (yaml.YAMLError, ValueError) as exc:
         raise ConfigError(f"{name}: YAML syntax error: {type(exc).__name__}") from None
+    except RecursionError:  # the depth limit stops nesting first; this is the last line of defence
+        raise ConfigError(f"{name}: YAML error: nested too deeply") from None

@@ -1,14 +1,18 @@
 """Turn a failed knex run (its captured stdout and stderr) into one typed knexwrap error.
 
 A pure function over text, like the parsers: tests feed it outputs captured from real failures.
+All of it is free text, so the passwords given are masked (by context, mask.py) before anything is
+read from it: a message never shows one, and `output` keeps what knex printed otherwise unchanged.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Iterable
 
 from .. import errors
+from .mask import mask
 from .parse import clean
 
 Rule = tuple["re.Pattern[str]", Callable[["re.Match[str]", str], errors.KnexwrapError]]
@@ -41,7 +45,8 @@ _RULES: tuple[Rule, ...] = (
     (
         re.compile(r"Cannot find module '([^']+)'[\s\S]*?Knex: run|Knex: run[\s\S]*?Cannot find module '([^']+)'"),
         lambda m, o: errors.DriverMissing(
-            f"the database driver '{m[1] or m[2]}' is not installed in the project: run npm install {m[1] or m[2]}",
+            f"the database driver '{m[1] or m[2]}' is not installed in the project: "
+            f"run {shlex.join(['npm', 'install', m[1] or m[2]])}",
             output=o,
         ),
     ),
@@ -107,8 +112,10 @@ def _first_error_line(text: str) -> str:
     return "no output"
 
 
-def classify(stdout: str, stderr: str, exit_code: int) -> errors.KnexwrapError:
-    out, err = clean(stdout), clean(stderr)
+def classify(stdout: str, stderr: str, exit_code: int, secrets: Iterable[str | None] = ()) -> errors.KnexwrapError:
+    """The typed error of a knex run that exited ``exit_code``; KnexFailed (with the output) when unknown."""
+    known = tuple(secrets)
+    out, err = clean(mask(stdout, known)), clean(mask(stderr, known))
     both = f"{err}\n{out}"
     for pattern, make in _RULES:
         match = pattern.search(both)

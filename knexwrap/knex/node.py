@@ -1,7 +1,8 @@
 """The one place knexwrap starts Node: the real Knex CLI, or its own read-only reader script.
 
 Every call is bounded by a timeout, gets no TTY and no colours, and receives the connection
-through its environment: argv never holds a password.
+through its environment: argv never holds a password. What comes back is data (knex's listings, the
+reader's JSON: never rewritten) or free text (errors, knex's notes: passwords masked, mask.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..errors import KnexwrapError, Timeout, ToolMissing
 from ..install import backend
 from . import events as ev
 from .failures import classify
+from .mask import mask
 from .process import Background, Run, find, run, start
 
 JS_DIR = Path(__file__).resolve().parent / "js"
@@ -35,10 +37,13 @@ class ChangeRun:
 
     run: Run  # stderr without the event lines
     events: tuple[ev.MigrationEvent, ...]
+    secrets: tuple[str | None, ...] = ()  # the passwords knex was given: masked in a failure's free text
 
     def failure(self) -> KnexwrapError | None:
         """The typed error of a non-zero exit, None on success."""
-        return None if self.run.exit_code == 0 else classify(self.run.stdout, self.run.stderr, self.run.exit_code)
+        if self.run.exit_code == 0:
+            return None
+        return classify(self.run.stdout, self.run.stderr, self.run.exit_code, self.secrets)
 
 
 @dataclass(frozen=True)
@@ -50,11 +55,15 @@ class Node:
     lock_timeout: float | None = None  # seconds: PostgreSQL lock_timeout of a change's sessions
 
     def knex(self, args: list[str], config: dict[str, Any]) -> Run:
-        """One run of node_modules/.bin/knex with knexwrap's knexfile; non-zero exits raise typed errors."""
+        """One run of node_modules/.bin/knex with knexwrap's knexfile; non-zero exits raise typed errors.
+
+        The Run's stdout is knex's answer as printed: parse.py reads it, given the password so that what
+        it passes on as free text (notes, an answer it cannot read) is masked.
+        """
         argv = [str(knex_home(self.project) / "bin" / "cli.js"), "--knexfile", str(KNEXFILE), *args]
         run = self._run(argv, {"KNEXWRAP_CONFIG": json.dumps(config)}, name="knex")
         if run.exit_code != 0:
-            raise classify(run.stdout, run.stderr, run.exit_code)
+            raise classify(run.stdout, run.stderr, run.exit_code, (self.password,))
         return run
 
     def change(
@@ -98,7 +107,7 @@ class Node:
             name="knex",
         )
         found, rest = ev.split(run.stderr)
-        return ChangeRun(Run(run.argv, run.exit_code, run.stdout, rest), found or tuple(seen))
+        return ChangeRun(Run(run.argv, run.exit_code, run.stdout, rest), found or tuple(seen), (self.password,))
 
     def ensure(self, request: dict[str, Any]) -> bool:
         """Create a missing database or schema (js/ensure.js); True when it was created, False when it existed.
@@ -107,7 +116,7 @@ class Node:
         """
         run = self.script("ensure.js", {"KNEXWRAP_ENSURE": json.dumps(request)})
         if run.exit_code != 0:
-            raise classify(run.stdout, run.stderr, run.exit_code)
+            raise classify(run.stdout, run.stderr, run.exit_code, (self.password,))
         created: bool = json.loads(run.stdout)["created"]
         return created
 
@@ -137,14 +146,16 @@ class Node:
         secrets: Mapping[str, str] | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """Run the read-only reader over several targets in one process.
+        """Run the read-only reader over several targets in one process: one entry per target, in order.
 
         `secrets` are extra environment variables (other targets' passwords), `progress` gets the id
-        of each target as the reader finishes it.
+        of each target as the reader finishes it. The entries are data, returned as the reader wrote
+        them; only each entry's error message (a driver's free text) has the passwords masked.
         """
         # The reader gives each database this limit itself (a silent one becomes that target's error); knexwrap's
         # own clock, a little later, only catches a reader that hangs as a whole.
         env = {"KNEXWRAP_READ": json.dumps(targets), "KNEXWRAP_READ_LIMIT": f"{self.timeout:g}", **(secrets or {})}
+        passwords = (self.password, *(secrets or {}).values())
         try:
             run = self._run(
                 [str(JS_DIR / "read_state.js")],
@@ -156,8 +167,12 @@ class Node:
         except Timeout:
             raise Timeout(f"the databases did not answer within {self.timeout:g} s (raise it with --timeout)") from None
         if run.exit_code != 0:
-            raise classify(run.stdout, run.stderr, run.exit_code)
+            raise classify(run.stdout, run.stderr, run.exit_code, passwords)
         result: list[dict[str, Any]] = json.loads(run.stdout)
+        for entry in result:
+            error = entry.get("error")
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                error["message"] = mask(error["message"], passwords)
         return result
 
     def script(self, name: str, env: dict[str, str]) -> Run:

@@ -1,11 +1,19 @@
-"""Pure parsers over what the Knex CLI prints. No I/O here: tests feed them captured real output."""
+"""Pure parsers over what the Knex CLI prints. No I/O here: tests feed them captured real output.
+
+Migration names are data and come back exactly as knex printed them. What knexwrap shows as free
+text (notes, the output of an answer it cannot read) has the given passwords masked (mask.py).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .. import errors
+from .mask import mask
+
+Secrets = Iterable[str | None]
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # Lines knex prints before the answer; they depend on how it was started, not on the database.
@@ -42,11 +50,11 @@ def body_lines(stdout: str) -> list[str]:
     return [line for line in lines if line and not line.startswith(_PREAMBLE)]
 
 
-def _unexpected(what: str, stdout: str) -> errors.KnexFailed:
-    return errors.KnexFailed(f"knex printed something knexwrap cannot read as {what}", output=stdout)
+def _unexpected(what: str, stdout: str, secrets: Secrets) -> errors.KnexFailed:
+    return errors.KnexFailed(f"knex printed something knexwrap cannot read as {what}", output=mask(stdout, secrets))
 
 
-def parse_list(stdout: str) -> Listing:
+def parse_list(stdout: str, secrets: Secrets = ()) -> Listing:
     sections: dict[str, list[str]] = {"Completed": [], "Pending": []}
     expected: dict[str, int] = {}
     notes: list[str] = []
@@ -62,19 +70,24 @@ def parse_list(stdout: str) -> Listing:
         else:
             notes.append(line)
     if set(expected) != {"Completed", "Pending"} or any(len(sections[k]) != n for k, n in expected.items()):
-        raise _unexpected("a migration list", stdout)
-    return Listing(tuple(sections["Completed"]), tuple(sections["Pending"]), tuple(notes))
+        raise _unexpected("a migration list", stdout, secrets)
+    return Listing(tuple(sections["Completed"]), tuple(sections["Pending"]), _masked(notes, secrets))
 
 
-def parse_current(stdout: str) -> str | None:
+def _masked(notes: list[str], secrets: Secrets) -> tuple[str, ...]:
+    known = tuple(secrets)
+    return tuple(mask(note, known) for note in notes)
+
+
+def parse_current(stdout: str, secrets: Secrets = ()) -> str | None:
     for line in body_lines(stdout):
         if line.startswith("Current Version: "):
             version = line.split(": ", 1)[1].strip()
             return None if version == "none" else version
-    raise _unexpected("a current version", stdout)
+    raise _unexpected("a current version", stdout, secrets)
 
 
-def parse_change(stdout: str) -> Change:
+def parse_change(stdout: str, secrets: Secrets = ()) -> Change:
     """Output of migrate:latest/up/down/rollback (latest and rollback run with --verbose)."""
     batch: int | None = None
     names: list[str] = []
@@ -91,10 +104,10 @@ def parse_change(stdout: str) -> Change:
         else:
             notes.append(line)
     if not seen:
-        raise _unexpected("a migration result", stdout)
-    return Change(batch, tuple(names), tuple(notes))
+        raise _unexpected("a migration result", stdout, secrets)
+    return Change(batch, tuple(names), _masked(notes, secrets))
 
 
-def parse_unlock(stdout: str) -> None:
+def parse_unlock(stdout: str, secrets: Secrets = ()) -> None:
     if not any("unlocked the migrations lock table" in line for line in body_lines(stdout)):
-        raise _unexpected("an unlock confirmation", stdout)
+        raise _unexpected("an unlock confirmation", stdout, secrets)

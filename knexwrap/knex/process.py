@@ -1,7 +1,9 @@
 """The one subprocess wrapper: every program knexwrap starts (node, pg_dump) goes through run().
 
-Through sh, with no TTY, a bounded time, secrets redacted from what comes back, and the failures
-sh can raise turned into knexwrap errors.
+Through sh, with no TTY, a bounded time, and the failures sh can raise turned into knexwrap errors.
+What comes back keeps data and text apart: stdout is the program's answer (knex's listings, the
+reader's JSON) and is returned exactly as written; stderr is free text (messages, stack traces) and
+comes back with the passwords masked by context (mask.py), so no caller can show one by accident.
 """
 
 from __future__ import annotations
@@ -15,16 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Timeout, ToolMissing
-
-_MASK = "********"
+from .mask import mask
 
 
 @dataclass(frozen=True)
 class Run:
     argv: tuple[str, ...]
     exit_code: int
-    stdout: str
-    stderr: str
+    stdout: str  # data: exactly what the program wrote (UTF-8, undecodable bytes replaced)
+    stderr: str  # free text, passwords masked
 
 
 def find(program: str, why: str) -> str:
@@ -50,6 +51,10 @@ def run(
     """Run to completion; a non-zero exit is returned, not raised: callers know what it means.
 
     `name` is the program's name in messages (default: the file name of argv[0], else the executable).
+
+    ``secrets`` are the passwords the program was given (through its environment): they are masked in
+    stderr. ``on_err_line`` sees each stderr line as written, for progress lines the program prints.
+    Raises ToolMissing when the program cannot be started, Timeout after ``timeout`` seconds.
 
     on_start: gets the pid once the program runs; such a program (a change) gets its own process group, so
     a Ctrl-C on the terminal reaches knexwrap alone, which decides how to stop it (upgrade/interrupt.py).
@@ -96,16 +101,9 @@ def run(
     return Run(
         argv=(executable, *argv),
         exit_code=code,
-        stdout=_redact((out or b"").decode("utf-8", "replace"), secrets),
-        stderr=_redact("".join(err_lines) or (err or b"").decode("utf-8", "replace"), secrets),
+        stdout=(out or b"").decode("utf-8", "replace"),
+        stderr=mask("".join(err_lines) or (err or b"").decode("utf-8", "replace"), secrets),
     )
-
-
-def _redact(text: str, secrets: tuple[str | None, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, _MASK)
-    return text
 
 
 def _kill(running: Any, expired: threading.Event) -> None:

@@ -177,7 +177,7 @@ def current(target: Target) -> Current:
     if target.connection.schema:
         read_state(target)  # knex would try to create its tables in a schema that may not exist
     run = target.node.knex(["migrate:currentVersion"], target.knex_config())
-    return Current(target.header(), parse.parse_current(run.stdout))
+    return Current(target.header(), parse.parse_current(run.stdout, (target.node.password,)))
 
 
 def read_state(target: Target) -> st.SetState:

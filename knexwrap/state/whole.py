@@ -108,7 +108,12 @@ def shared_tables(found: list[sets.MigrationSet]) -> set[str]:
 
 
 def _database(
-    plugin: str, connection: conn.Connection, p: Plan, result: dict[str, Any] | None, owners: report.Claims
+    plugin: str,
+    connection: conn.Connection,
+    p: Plan,
+    result: dict[str, Any] | None,
+    owners: report.Claims,
+    strict: bool,
 ) -> report.DatabaseReport:
     where = connection.target()
     skip = connection.settings.skip_migrations
@@ -117,8 +122,11 @@ def _database(
         own = any(s.plugin_id != sets.EVERY_PLUGIN for s in p.sets_by_plugin[plugin])
         return report.DatabaseReport(plugin, connection.client, where, "absent" if own else "unused", None, (), skip)
     if "error" in result:
-        message = st.reader_error(result).message
-        return report.DatabaseReport(plugin, connection.client, where, "unreachable", message, (), skip)
+        failure = st.reader_error(result)
+        if strict:  # its own type, so its own exit code: a wrong password is 6, not "unreachable"
+            failure.message = f"{where}: {failure.message}"
+            raise failure
+        return report.DatabaseReport(plugin, connection.client, where, "unreachable", failure.message, (), skip)
     reports = []
     clashes = shared_tables(p.sets_by_plugin[plugin])
     for one in p.sets_by_plugin[plugin]:
@@ -162,8 +170,14 @@ def install_status(
     return read(plan(options, project_dir), timeout, progress)
 
 
-def read(p: Plan, timeout: float, progress: Callable[[str], None] | None = None) -> report.InstallReport:
-    """Every database of a plan, in one node process: commands that already built the plan reuse it."""
+def read(
+    p: Plan, timeout: float, progress: Callable[[str], None] | None = None, *, strict: bool = False
+) -> report.InstallReport:
+    """Every database of a plan, in one node process: commands that already built the plan reuse it.
+
+    A database that cannot be read is reported "unreachable"; with ``strict`` (a plan needs every one)
+    its typed error is raised instead: AuthFailed, Unreachable, HostNotFound, ...
+    """
     passwords = {c.password for c in p.databases.values() if c.password}
     if len(passwords) > 1:
         raise errors.ConfigError("plugin databases with different passwords are not supported yet")
@@ -171,7 +185,7 @@ def read(p: Plan, timeout: float, progress: Callable[[str], None] | None = None)
     targets = _targets(p, timeout)
     results = {r["id"]: r for r in node.read(targets, progress=progress)} if targets else {}
     owners = report.claims(sets.discover_all(p.project))
-    databases = [_database(plugin, c, p, results.get(plugin), owners) for plugin, c in p.databases.items()]
+    databases = [_database(plugin, c, p, results.get(plugin), owners, strict) for plugin, c in p.databases.items()]
     orphans, notes = _orphans(p, results)
     groups = {p.databases[a].target(): sorted([a, *b]) for a, b in sharing(p.databases).items()}
     notes += [

@@ -21,7 +21,12 @@ _MISMATCH = re.compile(r"server version: ([\d.]+); pg_dump version: ([\d.]+)")
 
 def folder(project: Path) -> Path:
     path = project / ".knexwrap" / "backups"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as failed:  # a read-only or full state folder: no backup, so no change
+        raise BackupFailed(
+            f"cannot create the backups folder {path}: {(failed.strerror or str(failed)).lower()}"
+        ) from None
     return path
 
 

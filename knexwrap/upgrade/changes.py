@@ -221,7 +221,9 @@ def execute(
     with lock.hold(target, check_knex_lock=plan.action != "unlock") as holder:
         pause.point("locked")
         if plan.action == "unlock":
-            parse.parse_unlock(target.node.knex(list(plan.knex_args), target.knex_config()).stdout)
+            parse.parse_unlock(
+                target.node.knex(list(plan.knex_args), target.knex_config()).stdout, (target.node.password,)
+            )
             return replace(outcome, done=plan.names)
         planned = replace(_planned(plan), tables=aftermath.all_tables(target))
         watch = interrupt.Watch(target.connection.client, say, holder, listener=on_event)
@@ -234,7 +236,7 @@ def execute(
         ran = events.finished(run.events)
         if failure is not None or events.stale(run.events, run.run.stdout) or ran != plan.names:
             raise aftermath.after_failure(target, planned, failure, run.events)
-    change = parse.parse_change(run.run.stdout)
+    change = parse.parse_change(run.run.stdout, (target.node.password,))
     return replace(outcome, done=ran, batch=change.batch, notes=change.notes)
 
 

@@ -7,6 +7,7 @@ migrated with another plugin's folder. Read-only.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ class Finding:
     problem: str  # "ahead", "locked", "wrong folder", "unreachable", "skipped"
     message: str
     files: tuple[str, ...] = ()
-    fix: str | None = None  # the exact knexwrap command that fixes it, when there is one
+    fix: str | None = None  # the exact knexwrap command that fixes it, shell-quoted to paste, when there is one
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def _ahead(
         )
     held = _archived(p.project, one.migrations_table, missing)
     detail = "; ".join(f"{n} from {held[n]} (archived)" if n in held else f"{n} (not archived)" for n in missing)
-    fix = f"knexwrap downgrade --to {p.project}{p.flags}" if len(held) == len(missing) else None
+    fix = shlex.join(["knexwrap", "downgrade", "--to", str(p.project)]) + p.flags if len(held) == len(missing) else None
     advice = "" if fix else ": install the newer version again and run knexwrap archive, then downgrade"
     return Finding(
         db.database,
@@ -128,7 +129,7 @@ def _orphan(db: report.DatabaseReport, one: report.SetReport) -> Finding:
 
 
 def _locked(db: report.DatabaseReport, one: report.SetReport, flags: str) -> Finding:
-    table = "" if one.migrations_table == "knex_migrations" else f" --migrations-table-name {one.migrations_table}"
+    table = [] if one.migrations_table == "knex_migrations" else ["--migrations-table-name", one.migrations_table]
     return Finding(
         db.database,
         one.migrations_table,
@@ -140,7 +141,7 @@ def _locked(db: report.DatabaseReport, one: report.SetReport, flags: str) -> Fin
             else "the migration lock is held: a backend or knex is migrating, or one crashed while holding it; "
             "release it only when nothing is running"
         ),
-        fix=f"knexwrap unlock {db.plugin}{table}{flags}",
+        fix=shlex.join(["knexwrap", "unlock", str(db.plugin), *table]) + flags,
     )
 
 

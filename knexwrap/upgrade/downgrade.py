@@ -132,7 +132,7 @@ def _step(one: SetPlan, target: Target, node: Node, name: str, watch: interrupt.
         failure = errors.StateChanged(f"{one.table} changed since the plan was shown: {name} was not run")
     if failure is not None:
         raise _Stopped([_after_failure(one, target, name, failure)], failure)
-    parse.parse_change(run.run.stdout)
+    parse.parse_change(run.run.stdout, (node.password,))
     return Step(one.database, one.table, name, "reverted")
 
 
@@ -164,7 +164,7 @@ def _verify(p: install.Plan, plan: DowngradePlan, node: Node) -> tuple[str, ...]
             continue
         migrations = sets.MigrationSet(one.plugin, one.package, one.version_target, one.target_directory, one.table)
         target = Target(p.project, migrations, p.databases[one.plugin], node)
-        listing = parse.parse_list(node.knex(["migrate:list"], target.knex_config()).stdout)
+        listing = parse.parse_list(node.knex(["migrate:list"], target.knex_config()).stdout, (node.password,))
         verified.append(f"{one.database} {one.table}: {len(listing.completed)} applied, {len(listing.pending)} pending")
     return tuple(verified)
 

@@ -102,12 +102,10 @@ def _keep_installed_files(project: Path) -> list[str]:
 def plan(p: install.Plan, *, to: str, timeout: float) -> DowngradePlan:
     target = target_install(to)
     project = p.project
-    now = install.read(p, timeout)
+    now = install.read(p, timeout, strict=True)
     shared = {s.table for s in sets.shared_sets(sets.discover_all(project))}
     planned, notes = [], []
     for db in now.databases:
-        if db.state == "unreachable":
-            raise errors.Unreachable(f"{db.database}: {db.error}")
         for found in db.sets:
             key = _set_key(str(db.plugin), found, shared)
             one = _set_plan(db, found, target, key)

@@ -138,12 +138,20 @@ def _node(target: Target, where: Any, mode: str, action: str, names: tuple[str, 
 
 
 def _script(target: Target, request: dict[str, Any]) -> dict[str, Any]:
+    """preview.js's answer: data as it wrote it, but for each migration's error message (a database's
+    free text), which has the password masked."""
+    from ..knex.mask import mask
+
     done = target.node.script("preview.js", {"KNEXWRAP_PREVIEW": json.dumps(request)})
     if done.exit_code != 0:
         from ..knex.failures import classify
 
-        raise classify(done.stdout, done.stderr, done.exit_code)
+        raise classify(done.stdout, done.stderr, done.exit_code, (target.node.password,))
     result: dict[str, Any] = json.loads(done.stdout)
+    for entry in result.get("migrations", []):
+        error = entry.get("error") if isinstance(entry, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            error["message"] = mask(error["message"], (target.node.password,))
     return result
 
 
