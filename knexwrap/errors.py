@@ -131,7 +131,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (12, "a migration failed"),
     (13, "knexwrap's own timeout expired"),
     (14, "cancelled: the confirmation was declined or could not be asked"),
-    (15, "the backup before a downgrade failed or cannot be taken (pg_dump missing or older than the server)"),
+    (15, "the backup before a revert failed, cannot be taken or does not read back (dump tool missing or too old)"),
     (16, "a Backstage backend is connected to a database a downgrade would change (--force to go on)"),
     (17, "doctor found problems (each is listed with its fix)"),
     (18, "--sql cannot preview here: no scratch copy (the role may not create databases), or --sql=live not possible"),

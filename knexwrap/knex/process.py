@@ -40,11 +40,15 @@ def run(
     *,
     cwd: Path,
     env: Mapping[str, str],
-    timeout: float,
+    timeout: float | None,
     secrets: tuple[str | None, ...] = (),
     on_err_line: Callable[[str], None] | None = None,
+    stdin: Path | None = None,
 ) -> Run:
-    """Run to completion; a non-zero exit is returned, not raised: callers know what it means."""
+    """Run to completion; a non-zero exit is returned, not raised: callers know what it means.
+
+    TIMEOUT None: no limit (a dump or a restore takes as long as the database needs);
+    STDIN: a file fed to the program (a SQL dump to a database client)."""
     import sh  # deferred: a large import, and only commands that start a program need it
 
     command = sh.Command(executable).bake(
@@ -56,12 +60,18 @@ def run(
     # Our own timer instead of sh's _timeout: sh polls that one every 0.1 s, which added up to
     # 100 ms to every call; the timer kills the program at once and wait() returns when it exits.
     expired = threading.Event()
+    feed = stdin.open("rb") if stdin is not None else None
+    if feed is not None:
+        command = command.bake(_in=feed)
     try:
         running = command(*argv)
     except sh.CommandNotFound as missing:
+        if feed is not None:
+            feed.close()
         raise ToolMissing(f"cannot run {executable}: {missing}") from missing
-    timer = threading.Timer(timeout, _kill, (running, expired))
-    timer.start()
+    timer = threading.Timer(timeout or 0, _kill, (running, expired))
+    if timeout is not None:
+        timer.start()
     try:
         running.wait()
         code, out, err = 0, running.stdout, running.stderr
@@ -71,6 +81,8 @@ def run(
         code, out, err = -9, running.stdout, running.stderr
     finally:
         timer.cancel()
+        if feed is not None:
+            feed.close()
     if expired.is_set():
         name = Path(executable).name if not argv else Path(argv[0]).name
         raise Timeout(f"{name} did not finish within {timeout:g} s and was stopped (raise it with --timeout)")

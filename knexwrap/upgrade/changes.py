@@ -35,6 +35,7 @@ class Outcome:
     batch: int | None = None
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    backups: tuple[str, ...] = ()  # the verified backup taken before a revert
 
 
 def set_for_name(target: Target, name: str | None) -> Target:
