@@ -15,6 +15,7 @@ Appends are single writes to a file opened O_APPEND (0600), so concurrent runs n
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import hashlib
@@ -85,9 +86,8 @@ def _json(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
-def append(project: Path, entry: Entry, *, now: datetime | None = None) -> dict[str, Any]:
-    """Append ENTRY as one line; returns the record written. Raises ConfigError when the journal cannot be written."""
-    record = {
+def _record(entry: Entry, now: datetime | None) -> dict[str, Any]:
+    return {
         "format": 1,
         "time": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
         "user": getpass.getuser(),
@@ -99,23 +99,28 @@ def append(project: Path, entry: Entry, *, now: datetime | None = None) -> dict[
         "backups": list(entry.backups),
         "outcome": _json(entry.outcome),
     }
+
+
+def _open(project: Path) -> int:
     where = path(project)
-    line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
     try:
-        fd = os.open(where, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        return os.open(where, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     except OSError as exc:
         raise errors.ConfigError(f"cannot append to the journal {where}: {exc.strerror or exc}") from exc
-    return record
+
+
+def _write(fd: int, record: dict[str, Any]) -> None:
+    os.write(fd, (json.dumps(record, ensure_ascii=False) + "\n").encode())
 
 
 @contextmanager
 def change(project: Path, command: str, arguments: dict[str, Any], plan: Any) -> Iterator[Entry]:
-    """Journal one change: the body fills the Entry in; a failure is recorded as the outcome, then raised on."""
+    """Journal one change: the body fills the Entry in; a failure is recorded as the outcome, then raised on.
+
+    The journal is opened before the body runs: one that cannot be written refuses the change before it
+    starts (ConfigError), never after it happened."""
     entry = Entry(command, dict(arguments), plan)
+    fd = _open(project)
     try:
         yield entry
     except errors.KnexwrapError as failure:
@@ -128,7 +133,9 @@ def change(project: Path, command: str, arguments: dict[str, Any], plan: Any) ->
         entry.outcome = {"code": "internal", "message": type(bug).__name__, "exit_code": 1}
         raise
     finally:
-        append(project, entry)
+        with contextlib.suppress(OSError):  # a full disk now must not hide what the change did
+            _write(fd, _record(entry, None))
+        os.close(fd)
 
 
 def read(project: Path) -> list[dict[str, Any]]:

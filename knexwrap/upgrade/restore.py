@@ -108,6 +108,8 @@ def plan(path: Path, connection: conn.Connection, notes: tuple[str, ...] = ()) -
         replaces = f"every object of schema {connection.schema} the backup holds, with its rows"
     else:
         replaces = "every table, view and sequence the backup holds, with its rows"
+    if not connection.is_sqlite:
+        replaces += " (tables the backup does not have are left as they are)"
     taken = str(doc.get("taken_at"))
     return RestorePlan(
         str(path), taken, connection.target(), path.stat().st_size, digest, connection.client, replaces, notes
