@@ -16,9 +16,10 @@ import pytest
 from backstage import knex, make_project, ok
 from helpers import knexwrap, sqlite_rows
 from servers import MariaServer, PgServer, drop_database, mysql_rows, psql_rows, unique_name
-from test_downgrade_more import NOTES, NOTES_FILES, NOTES_NEWER, applied, pg_env, plugin_package
+from test_downgrade_more import NOTES, NOTES_FILES, NOTES_NEWER, Env, applied, pg_env, plugin_package
 
 from knexwrap.config.connection import Connection
+from knexwrap.errors import BackupFailed
 from knexwrap.install import sets
 from knexwrap.upgrade import backup
 from knexwrap.upgrade.dumptools import conninfo_dbname
@@ -116,7 +117,7 @@ def test_a_schema_that_does_not_exist_is_no_backup(
 ) -> None:
     db = pg_named(unique_name("kw_noschema"))
     pg_rows(pg, db, "create schema bs_only")
-    with pytest.raises(backup.BackupFailed, match=r"pg_dump of .* failed: pg_dump: error: no matching schemas"):
+    with pytest.raises(BackupFailed, match=r"pg_dump of .* failed: pg_dump: error: no matching schemas"):
         backup.backup(pg_connection(pg, db, schema="Bs_only"), tmp_path)
     assert list((tmp_path / ".knexwrap" / "backups").iterdir()) == []
 
@@ -163,7 +164,7 @@ def fake(bin_dir: Path, name: str, script: str) -> Path:
 
 
 @pytest.fixture
-def notes_project(pg: PgServer, tmp_path: Path, pg_named: Callable[[str], str]) -> tuple[Path, str, dict[str, str]]:
+def notes_project(pg: PgServer, tmp_path: Path, pg_named: Callable[[str], str]) -> tuple[Path, str, Env]:
     """A project whose notes plugin 2.0.0 is applied to a fresh database; the database and the environment."""
     project = make_project(tmp_path / "new", {})
     migrations = plugin_package(project, NOTES, "notes", "2.0.0", {**NOTES_FILES, **NOTES_NEWER})
@@ -172,14 +173,14 @@ def notes_project(pg: PgServer, tmp_path: Path, pg_named: Callable[[str], str]) 
     return project, db, {**pg_env(pg)}
 
 
-def run(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+def run(*args: str, cwd: Path, env: Env) -> tuple[int, str, str]:
     sets.discover_all.cache_clear()
     result = knexwrap(*args, cwd=cwd, env=env)
     return result.code, result.out, result.err
 
 
 def test_a_pg_dump_that_exits_0_writing_nothing_stops_the_revert(
-    pg: PgServer, tmp_path: Path, notes_project: tuple[Path, str, dict[str, str]]
+    pg: PgServer, tmp_path: Path, notes_project: tuple[Path, str, Env]
 ) -> None:
     project, db, env = notes_project
     fake(tmp_path / "bin", "pg_dump", "exit 0\n")
@@ -192,7 +193,7 @@ def test_a_pg_dump_that_exits_0_writing_nothing_stops_the_revert(
 
 
 def test_down_takes_a_verified_backup_not_bounded_by_timeout(
-    pg: PgServer, tmp_path: Path, notes_project: tuple[Path, str, dict[str, str]]
+    pg: PgServer, tmp_path: Path, notes_project: tuple[Path, str, Env]
 ) -> None:
     """A dump slower than --timeout still completes (a real catalog database takes minutes); then the revert."""
     project, db, env = notes_project
@@ -233,7 +234,7 @@ def test_down_and_rollback_on_sqlite_back_up_first_unless_no_backup(tmp_path: Pa
 
 
 def test_the_plan_shows_the_database_size_and_the_free_space(
-    pg: PgServer, tmp_path: Path, notes_project: tuple[Path, str, dict[str, str]]
+    pg: PgServer, tmp_path: Path, notes_project: tuple[Path, str, Env]
 ) -> None:
     project, db, env = notes_project
     old = make_project(tmp_path / "old", {})
