@@ -46,6 +46,7 @@ class Space:
 
 
 def folder(project: Path) -> Path:
+    """The state folder's `backups/` (0700), created when absent; ConfigError when the state folder is refused."""
     return statedir.sub(project, "backups")
 
 
@@ -200,4 +201,5 @@ def _write_manifest(connection: conn.Connection, dest: Path, kind: str, stamp: s
 
 
 def manifest_path(backup_file: Path) -> Path:
+    """Where the manifest of BACKUP_FILE lives: beside it, `<file>.json`."""
     return backup_file.with_name(backup_file.name + ".json")

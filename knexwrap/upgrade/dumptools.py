@@ -80,6 +80,7 @@ def call(tool: Tool, argv: list[str], cwd: Path, *, stdin: Path | None = None) -
 
 
 def first_line(done: Run) -> str:
+    """The first non-empty line a tool wrote on stderr (already masked), or its exit code: for one-line errors."""
     return next((line.strip() for line in done.stderr.splitlines() if line.strip()), f"exit code {done.exit_code}")
 
 

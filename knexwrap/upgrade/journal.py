@@ -73,6 +73,7 @@ def ran_of(database: str, migrations: Any, names: Sequence[str], action: str) ->
 
 
 def path(project: Path) -> Path:
+    """The journal file in the state folder (statedir.py)."""
     return statedir.root(project) / FILE
 
 
