@@ -173,7 +173,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (14, "cancelled: the confirmation was declined or could not be asked"),
     (
         15,
-        "the backup before a downgrade failed or cannot be taken (pg_dump missing or older than the server, "
+        "the backup before a revert failed, cannot be taken or does not read back (dump tool missing or too old, "
         "the state folder not writable)",
     ),
     (16, "a Backstage backend is connected to a database a downgrade would change (--force to go on)"),

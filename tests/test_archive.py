@@ -15,7 +15,7 @@ from servers import PgServer, psql_rows
 
 from knexwrap.errors import ConfigError
 from knexwrap.install import sets
-from knexwrap.upgrade import archive
+from knexwrap.upgrade import archive, runfolder
 
 CORRUPT = "The migration directory is corrupt, the following files are missing: "
 TABLE = "knex_migrations"
@@ -104,7 +104,7 @@ def test_two_versions_of_one_name_both_survive(tmp_path: Path) -> None:
 def test_index_lists_each_name_and_hash(both: Path) -> None:
     path = both / ".knexwrap" / "archive" / "sets" / TABLE / "@backstage+plugin-catalog-backend@1.24.0.json"
     doc = json.loads(path.read_text())
-    assert {k: v for k, v in doc.items() if k != "files"} == {
+    assert {k: v for k, v in doc.items() if k not in ("files", "seen")} == {
         "format": 1,
         "table": TABLE,
         "package": CATALOG,
@@ -114,6 +114,7 @@ def test_index_lists_each_name_and_hash(both: Path) -> None:
         "module_type": "commonjs",
     }
     assert list(doc["files"]) == names(catalog_files("1.24.0"))
+    assert doc["seen"] == [[name, sha] for name, sha in doc["files"].items()]  # every content seen, in order
     blob = path.parents[2] / "files" / f"{doc['files']['20200511113813_init.js']}.js"
     assert blob.read_bytes() == (catalog_files("1.24.0") / "20200511113813_init.js").read_bytes()
 
@@ -169,10 +170,10 @@ def test_a_set_moving_home_keeps_its_identical_files_once(tmp_path: Path) -> Non
     # Back at backend-tasks alone, a database records 0.10.0's last_run: the set's other home has it.
     key = (SCHEDULER_TABLE, TASKS)
     recorded = [*names(fetch(TASKS, "0.6.1") / "migrations"), "20250411000000_last_run.js"]
-    folder = archive.materialize(root, key, recorded, archive.run_folder(project, key))
+    folder = runfolder.materialize(root, key, recorded, runfolder.run_folder(project, key))
     assert names(folder) == recorded
     with pytest.raises(ConfigError, match=f"nothing of {DEFAULTS} \\(table knex_migrations\\)"):
-        archive.materialize(root, ("knex_migrations", DEFAULTS), [], archive.run_folder(project, key))
+        runfolder.materialize(root, ("knex_migrations", DEFAULTS), [], runfolder.run_folder(project, key))
 
 
 def test_sets_without_a_version_are_skipped_not_guessed(tmp_path: Path) -> None:
@@ -209,36 +210,36 @@ def test_a_malformed_index_is_a_config_error_naming_it(both: Path) -> None:
     assert json.loads(current.read_text())["version"] == "4.0.5"
     # Building a folder reads every version's index: the broken one stops it, named.
     with pytest.raises(ConfigError, match=r"^archive index .*1\.24\.0\.json: Expecting"):
-        archive.materialize(root, KEY, [], archive.run_folder(both, KEY))
+        runfolder.materialize(root, KEY, [], runfolder.run_folder(both, KEY))
 
 
 def test_materialize_builds_the_newest_complete_folder(both: Path) -> None:
     root = archive.default_root(both)
-    dest = archive.run_folder(both, KEY)
+    dest = runfolder.run_folder(both, KEY)
     assert dest == both / ".knexwrap" / "run" / TABLE / "@backstage+plugin-catalog-backend"
-    assert archive.materialize(root, KEY, names(catalog_files("4.0.5")), dest) == dest
+    assert runfolder.materialize(root, KEY, names(catalog_files("4.0.5")), dest) == dest
     assert names(dest) == names(catalog_files("4.0.5"))
     assert all((dest / n).read_bytes() == (catalog_files("4.0.5") / n).read_bytes() for n in names(dest))
     assert json.loads((dest / "package.json").read_text())["type"] == "commonjs"
     # Built again over its own earlier output: replaced, not refused.
-    archive.materialize(root, KEY, [], dest)
+    runfolder.materialize(root, KEY, [], dest)
     assert names(dest) == names(catalog_files("4.0.5"))
 
 
 def test_materialize_says_what_it_cannot_provide(both: Path, tmp_path: Path) -> None:
     root = archive.default_root(both)
-    dest = archive.run_folder(both, KEY)
+    dest = runfolder.run_folder(both, KEY)
     with pytest.raises(ConfigError, match=r"has no copy of 20990101000000_future\.js \(@backstage/plugin-catalog"):
-        archive.materialize(root, KEY, ["20200511113813_init.js", "20990101000000_future.js"], dest)
+        runfolder.materialize(root, KEY, ["20200511113813_init.js", "20990101000000_future.js"], dest)
     with pytest.raises(ConfigError, match="nothing of @backstage/plugin-auth-backend"):
-        archive.materialize(root, (TABLE, "@backstage/plugin-auth-backend"), [], dest)
+        runfolder.materialize(root, (TABLE, "@backstage/plugin-auth-backend"), [], dest)
     with pytest.raises(ConfigError, match="is outside any project with node_modules"):
-        archive.materialize(root, KEY, [], tmp_path / "elsewhere")
+        runfolder.materialize(root, KEY, [], tmp_path / "elsewhere")
     theirs = both / "mine"
     theirs.mkdir()
     (theirs / "notes.txt").write_text("keep me")
     with pytest.raises(ConfigError, match="holds files knexwrap did not put there"):
-        archive.materialize(root, KEY, [], theirs)
+        runfolder.materialize(root, KEY, [], theirs)
     assert (theirs / "notes.txt").read_text() == "keep me"
 
 
@@ -264,7 +265,7 @@ def test_knex_reverts_newer_migrations_after_the_code_went_back(both: Path, pg: 
     assert refused.returncode == 1
     assert CORRUPT + ", ".join(old) in refused.stderr
 
-    folder = archive.materialize(root, KEY, applied(pg, pg_database), archive.run_folder(both, KEY))
+    folder = runfolder.materialize(root, KEY, applied(pg, pg_database), runfolder.run_folder(both, KEY))
     target = new[-5]  # not the last one: knex reverts exactly the file it is given
     assert f"Batch 2 rolled back the following migrations:\n{target}" in ok(
         knex_down(both, pg, pg_database, target, folder)
@@ -284,7 +285,7 @@ def test_materialized_files_load_like_the_packages_own(tmp_path: Path, pg: PgSer
     # A project whose own package.json says "module" must not turn the CommonJS migrations into ES modules.
     manifest = json.loads((project / "package.json").read_text())
     (project / "package.json").write_text(json.dumps({**manifest, "type": "module"}))
-    folder = archive.materialize(root, KEY, [], archive.run_folder(project, KEY))
+    folder = runfolder.materialize(root, KEY, [], runfolder.run_folder(project, KEY))
     old = names(folder)
 
     # Outside the project Node finds no uuid: the 8th migration fails. The batch has no transaction

@@ -296,6 +296,11 @@ def test_back_to_exactly_what_the_snapshot_recorded(
         *(("knex_migrations", n) for n in newer[::-1]),
         (SCHEDULER_TABLE, "20250411000000_last_run.js"),
     ]
+    # Verified like a downgrade to a folder: the real knex lists each set with the snapshot's own files.
+    url = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{db}"
+    assert result.json()["verified"] == [
+        f"{url} {t}: {len(before[t])} applied, 0 pending" for t in ("knex_migrations", SCHEDULER_TABLE)
+    ]
     # Row for row what the snapshot recorded: names, batches and the times they first ran.
     assert {t: recorded(pg, db, t) for t in before} == before
     # The code goes back too: the older install is in sync.
@@ -523,7 +528,7 @@ def test_without_pg_dump_a_clear_refusal_then_no_backup_works(
     # Refused before the plan is even shown for confirmation: nothing to answer, nothing changed.
     assert refused.err == (
         "knexwrap: error: pg_dump is not installed or not on PATH (knexwrap backs up each PostgreSQL database "
-        "before a downgrade; or pass --no-backup)\n"
+        "before it reverts anything; or pass --no-backup)\n"
     )
     assert pg_state(pg, db) == before
     assert not (new / ".knexwrap" / "backups").exists() or not any((new / ".knexwrap" / "backups").iterdir())
@@ -585,7 +590,8 @@ def test_makefile_pre_upgrade_post_upgrade_and_downgrade(
     assert down.returncode == 0, down.stderr
     assert "20240201000000_pinned.js" in down.stdout and "Go ahead?" in down.stderr
     assert recorded(pg, db, "knex_migrations") == before
-    assert [p.suffix for p in (project / ".knexwrap" / "backups").iterdir()] == [".dump"]
+    kept = sorted(p.name.split(".", 1)[1] for p in (project / ".knexwrap" / "backups").iterdir())
+    assert kept == ["dump", "dump.json"]  # the backup and its manifest
 
 
 # ------------------------------------------------- the archive refresh: commands that change, plan, diagnose

@@ -48,9 +48,12 @@ def test_manual_rollback_walkthrough(pg: PgServer, pg_database: str) -> None:
 
     down = knexwrap("down", "app", "20240113144027_assets-namespace.js", *db, "--yes", env=env)
     assert down.code == 0
-    assert down.err == (
+    # A revert backs the database up first (tests/test_backup.py): its size line, then where the backup went.
+    assert down.err.startswith(
         f"About to revert 1 migration of {where}, table knex_migrations:\n  20240113144027_assets-namespace.js\n"
+        "backup: "
     )
+    assert f"knexwrap: backup of postgresql://{pg.user}@{pg.host}:{pg.port}/{pg_database} written to " in down.err
     assert rows(pg, pg_database) == [(APP[0], "1")]
     assert "namespace" not in columns(pg, pg_database, "static_assets_cache")
 

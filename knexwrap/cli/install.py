@@ -6,6 +6,7 @@ Registered on the `knexwrap` group by cli.py; each imports what it runs inside i
 from __future__ import annotations
 
 import sys
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,9 +61,39 @@ def plan_command(to: str, as_json: bool, fmt: str, sql: str | None, **kw: Any) -
     output.emit(result, as_json=as_json, fmt=fmt)
 
 
+NO_BACKUP = click.option("--no-backup", is_flag=True, help="Skip the backup of each affected database.")
+
+
+def before_revert(connection: Any, project: Path, backs_up: bool) -> None:
+    """Before the question: refuse a backup that cannot be taken, show the size and free space it needs."""
+    from ..upgrade import backup
+    from . import text
+
+    if backs_up:
+        backup.check_possible(connection)
+        click.echo(text.space_line(backup.space(connection, project)), err=True)
+
+
+def take_backup(connection: Any, project: Path) -> tuple[str, ...]:
+    """A verified backup before a revert; its path is said at once, so it is known even if the revert fails."""
+    from ..upgrade import backup
+
+    path = backup.backup(connection, project)
+    click.echo(f"knexwrap: backup of {connection.target()} written to {path}", err=True)
+    return (str(path),)
+
+
+def journaled(project: Path, plan: Any) -> AbstractContextManager[Any]:
+    """The journal record of the change this command makes (upgrade/journal.py), with its parsed arguments."""
+    from ..upgrade import journal
+
+    context = click.get_current_context()
+    return journal.change(project, str(context.info_name), dict(context.params), plan)
+
+
 @click.command("downgrade")
 @click.option("--to", "to", required=True, metavar="TARGET", help="Older install (folder) or snapshot file.")
-@click.option("--no-backup", is_flag=True, help="Skip the backup of each affected database.")
+@NO_BACKUP
 @click.option("--force", is_flag=True, help="Go on although a Backstage backend is connected.")
 @target_options
 @output.output_options
@@ -91,11 +122,48 @@ def downgrade_command(to: str, no_backup: bool, force: bool, sql: str | None, **
     confirm_or_cancel(yes)
     limits = {"change_timeout": kw.pop("change_timeout"), "lock_timeout": kw.pop("lock_timeout")}
     say = lambda line: click.echo(f"knexwrap: {line}", err=True)  # noqa: E731
-    result = downgrade_run.execute(plan, p, timeout=timeout, take_backups=not no_backup, force=force, say=say, **limits)
+    with journaled(p.project, plan) as entry:
+        result = downgrade_run.execute(
+            plan, p, timeout=timeout, take_backups=not no_backup, force=force, say=say, **limits
+        )
+        entry.backups, entry.ran = list(result.backups), downgrade_run.journal_ran(plan, result, p.project)
+        entry.outcome = result.failure or "done"
     output.emit(result, as_json=as_json, fmt=fmt)
     if result.failure is not None:
         output.error(result.failure["code"], result.failure["message"], result.failure["exit_code"], as_json=False)
         click.get_current_context().exit(result.failure["exit_code"])
+
+
+@click.command("restore")
+@click.argument("backup_file", metavar="BACKUP")
+@NO_BACKUP
+@target_options
+@output.output_options
+@change_options
+def restore_command(backup_file: str, no_backup: bool, **kw: Any) -> None:
+    """Put BACKUP (a file knexwrap's backups folder holds) back into the database it came from."""
+    from ..state import whole as install
+    from ..upgrade import restore
+    from . import text
+
+    as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
+    options, project_dir = options_from(kw), kw.pop("project_dir")
+    kw.pop("timeout")  # a restore takes as long as the database needs
+    p = install.plan(options, project_dir)
+    path = Path(backup_file).expanduser().resolve()
+    connection, notes = restore.connection_of(path, p.databases)
+    planned = restore.plan(path, connection, notes)
+    if dry:
+        output.emit(planned, as_json=as_json, fmt=fmt)
+        return
+    before_revert(connection, p.project, not no_backup)
+    click.echo(text.render(planned, fmt, False), err=True)
+    if not yes and not click.confirm("Go ahead?", default=False, err=True):
+        raise errors.Cancelled("cancelled: nothing was changed")
+    with journaled(p.project, planned) as entry:
+        result = restore.execute(planned, connection, p.project, take_backup=not no_backup)
+        entry.backups = [result.backup_before] if result.backup_before else []
+    output.emit(result, as_json=as_json, fmt=fmt)
 
 
 @click.command("doctor")
@@ -117,12 +185,14 @@ def doctor_command(as_json: bool, fmt: str, **kw: Any) -> None:
 
 @click.command("archive")
 @click.option("--project-dir", metavar="DIR", help="Backstage project holding node_modules/.bin/knex.")
+@click.option("--state-dir", metavar="DIR", envvar="KNEXWRAP_STATE_DIR", help="knexwrap's private folder.")
 @output.output_options
-def archive_command(project_dir: str | None, as_json: bool, fmt: str) -> None:
+def archive_command(project_dir: str | None, state_dir: str | None, as_json: bool, fmt: str) -> None:
     """Copy every installed migration file into .knexwrap/archive/ (run after every install or upgrade)."""
     from ..install import plugins
-    from ..upgrade import archive
+    from ..upgrade import archive, statedir
 
+    statedir.use(state_dir)
     project = plugins.find_project(Path.cwd(), project_dir)
     output.emit(archive.archive(project), as_json=as_json, fmt=fmt)
 
@@ -177,4 +247,5 @@ COMMANDS = (
     doctor_command,
     archive_command,
     snapshot_command,
+    restore_command,
 )

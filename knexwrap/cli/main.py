@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -93,11 +94,12 @@ def _change(
     kw: dict[str, Any],
     pick: Callable[[commands.Target], commands.Target] | None = None,
 ) -> None:
-    from ..upgrade import changes
+    from ..upgrade import changes, journal
 
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     sql = kw.pop("sql", None)
     limits = kw.pop("change_timeout"), kw.pop("lock_timeout")
+    backs_up = not kw.pop("no_backup", True)  # only down and rollback have --no-backup: they revert
     explicit_table = kw.get("migrations_table_name")
     target = changes.with_limits(target_from(plugin, kw), *limits)
     if pick is not None and not explicit_table:
@@ -113,11 +115,19 @@ def _change(
     if dry:
         output.emit(changes.dry_run(target, plan), as_json=as_json, fmt=fmt)
         return
-    if plan.names:
-        output.show_plan(target.header(), plan)
-        confirm_or_cancel(yes)
     say = lambda line: click.echo(f"knexwrap: {line}", err=True)  # noqa: E731
-    output.emit(changes.execute(target, plan, say), as_json=as_json, fmt=fmt)
+    if not plan.names:
+        output.emit(changes.execute(target, plan, say), as_json=as_json, fmt=fmt)
+        return
+    output.show_plan(target.header(), plan)
+    cli_install.before_revert(target.connection, target.project, backs_up)
+    confirm_or_cancel(yes)
+    with cli_install.journaled(target.project, plan) as entry:
+        taken = cli_install.take_backup(target.connection, target.project) if backs_up else ()
+        entry.backups = list(taken)
+        outcome = replace(changes.execute(target, plan, say), backups=taken)
+        entry.ran = journal.ran_of(target.header()["database"], target.migrations, outcome.done, plan.action)
+    output.emit(outcome, as_json=as_json, fmt=fmt)
 
 
 def change_command(help_text: str) -> Callable[[F], F]:
@@ -150,20 +160,22 @@ def up(plugin: str, name: str | None, **kw: Any) -> None:
     _change(lambda t: changes.plan_up(t, name), plugin, kw, pick=lambda t: changes.set_for_name(t, name))
 
 
-@change_command("Revert NAME, or the last applied migration of PLUGIN (knex migrate:down).")
+@change_command("Revert NAME, or the last applied migration of PLUGIN (knex migrate:down), after a backup.")
 @sqlview.sql_option
 @click.argument("plugin")
 @click.argument("name", required=False)
+@cli_install.NO_BACKUP
 def down(plugin: str, name: str | None, **kw: Any) -> None:
     from ..upgrade import changes
 
     _change(lambda t: changes.plan_down(t, name), plugin, kw, pick=lambda t: changes.set_for_name(t, name))
 
 
-@change_command("Revert the last batch of PLUGIN, or every batch with --all (knex migrate:rollback).")
+@change_command("Revert the last batch of PLUGIN, or every batch with --all (knex migrate:rollback), after a backup.")
 @sqlview.sql_option
 @click.argument("plugin")
 @click.option("--all", "everything", is_flag=True, help="Revert every applied migration.")
+@cli_install.NO_BACKUP
 def rollback(plugin: str, everything: bool, **kw: Any) -> None:
     from ..upgrade import changes
 

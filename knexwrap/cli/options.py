@@ -62,6 +62,14 @@ _TARGET_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         {"metavar": "TABLE", "help": "Migrations table (default knex_migrations)."},
     ),
     (
+        ("--state-dir",),
+        {
+            "metavar": "DIR",
+            "envvar": "KNEXWRAP_STATE_DIR",
+            "help": "knexwrap's private folder: archive, snapshots, backups, journal [PROJECT/.knexwrap].",
+        },
+    ),
+    (
         ("--timeout",),
         {"type": float, "default": 30.0, "show_default": True, "help": "Seconds before knexwrap stops knex."},
     ),
@@ -96,6 +104,9 @@ def change_options(func: F) -> F:
 
 
 def options_from(kw: dict[str, Any]) -> Options:
+    from ..upgrade import statedir
+
+    statedir.use(kw.pop("state_dir", None))
     password = None
     if kw.pop("ask_password"):
         password = click.prompt("Database password", hide_input=True, err=True)

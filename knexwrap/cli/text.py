@@ -12,10 +12,12 @@ if TYPE_CHECKING:  # for annotations only: rendering a status must not import th
     from ..state.repository import Repository
     from ..state.whole import ConfigReport, SetsReport
     from ..upgrade.archive import ArchiveResult
+    from ..upgrade.backup import Space
     from ..upgrade.changes import Outcome
     from ..upgrade.doctor import DoctorReport
     from ..upgrade.downgrade import DowngradeResult
     from ..upgrade.plan import DowngradePlan
+    from ..upgrade.restore import RestorePlan, RestoreResult
 
 VERBS = {"apply": ("apply", "applied"), "revert": ("revert", "reverted"), "unlock": ("release", "released")}
 
@@ -37,6 +39,8 @@ def render(result: Any, fmt: str, verbose: bool) -> str:
         "DowngradeResult": _downgrade_result,
         "DoctorReport": _doctor,
         "ArchiveResult": _archive,
+        "RestorePlan": _restore_plan,
+        "RestoreResult": _restore_result,
     }
     if kind not in renderers:
         raise TypeError(f"no text rendering for {kind}")
@@ -206,6 +210,7 @@ def _outcome(result: Outcome, fmt: str) -> str:
     lines = [where(result.target), f"{verb} {count(len(names))}:", table(rows, ["#", "name"], fmt)]
     if result.creates:
         lines.insert(1, f"{'would ' if result.dry_run else 'did: '}{result.creates}")
+    lines.extend(f"backup: {path}" for path in result.backups)
     lines.extend(f"warning: {warning}" for warning in result.warnings)
     if result.dry_run:
         lines.append("dry run: nothing was changed")
@@ -257,6 +262,45 @@ def downgrade_plan(plan: DowngradePlan, fmt: str) -> str:
             for n in s.without_transaction
         ]
     lines += [f"note: {note}" for note in plan.notes]
+    lines += [space_line(one) for one in plan.space]
+    return "\n".join(lines)
+
+
+def space_line(space: Space) -> str:
+    """What a backup before a revert will take, and where it goes: `backup: DB (12.3 MB) to DIR, 4.1 GB free`."""
+    size = f"{size_text(space.size_bytes)}" if space.size_bytes is not None else "size unknown"
+    line = f"backup: {space.database} ({size}) to {space.folder}, {size_text(space.free_bytes)} free"
+    if space.size_bytes is not None and space.size_bytes > space.free_bytes:
+        line += " (warning: less free space than the database takes)"
+    return line
+
+
+def size_text(n: int) -> str:
+    """N bytes for people, in decimal units: 512 bytes, 12.3 MB."""
+    value, unit = float(n), "bytes"
+    for bigger in ("kB", "MB", "GB", "TB"):
+        if value < 1000:
+            break
+        value, unit = value / 1000, bigger
+    return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+
+
+def _restore_plan(plan: RestorePlan, fmt: str) -> str:
+    lines = [
+        f"restore {plan.backup}",
+        f"  taken at {plan.taken_at}, {size_text(plan.bytes)}, sha256 {plan.sha256[:12]}... (checked)",
+        f"  into {plan.into}",
+        f"  replaces {plan.replaces}",
+    ]
+    return "\n".join(lines + [f"note: {note}" for note in plan.notes])
+
+
+def _restore_result(result: RestoreResult, fmt: str) -> str:
+    if result.dry_run or not result.restored:
+        return f"would restore {result.backup} into {result.into} (dry run: nothing was changed)"
+    lines = [f"restored {result.backup} into {result.into}"]
+    if result.backup_before:
+        lines.append(f"backup of the database as it was before: {result.backup_before}")
     return "\n".join(lines)
 
 

@@ -47,10 +47,12 @@ def run(
     timeout_option: str = "--timeout",
     on_start: Callable[[int], None] | None = None,
     name: str | None = None,
+    stdin: Path | None = None,
 ) -> Run:
     """Run to completion; a non-zero exit is returned, not raised: callers know what it means.
 
     `name` is the program's name in messages (default: the file name of argv[0], else the executable).
+    STDIN: a file fed to the program (a SQL dump to a database client).
 
     ``secrets`` are the passwords the program was given (through its environment): they are masked in
     stderr. ``on_err_line`` sees each stderr line as written, for progress lines the program prints.
@@ -60,7 +62,7 @@ def run(
     a Ctrl-C on the terminal reaches knexwrap alone, which decides how to stop it (upgrade/interrupt.py).
 
     timeout: seconds before the program is killed (Timeout is raised); None for no limit, which a
-    running migration gets unless the user asked for one (a killed migration is a half-done one)."""
+    running migration (or a dump, or a restore) gets unless the user asked for one."""
     import sh  # deferred: a large import, and only commands that start a program need it
 
     command = sh.Command(executable).bake(
@@ -74,9 +76,14 @@ def run(
     # Our own timer instead of sh's _timeout: sh polls that one every 0.1 s, which added up to
     # 100 ms to every call; the timer kills the program at once and wait() returns when it exits.
     expired = threading.Event()
+    feed = stdin.open("rb") if stdin is not None else None
+    if feed is not None:
+        command = command.bake(_in=feed)
     try:
         running = command(*argv)
     except sh.CommandNotFound as missing:
+        if feed is not None:
+            feed.close()
         raise ToolMissing(f"cannot run {executable}: {missing}") from missing
     if on_start is not None:
         on_start(int(running.pid))
@@ -93,6 +100,8 @@ def run(
     finally:
         if timer is not None:
             timer.cancel()
+        if feed is not None:
+            feed.close()
     if expired.is_set():
         name = name or (Path(executable).name if not argv else Path(argv[0]).name)
         raise Timeout(

@@ -1,25 +1,19 @@
 """Copies of every installed migration file, kept so a downgrade can still revert newer migrations.
 
 Once the code is back at an older Backstage, the database records migrations the older packages no
-longer ship; reverting them needs the newer files, archived in `<project>/.knexwrap/archive/`:
+longer ship; reverting them needs the newer files, archived in the state folder's `archive/`:
 
     files/<sha256><ext>                          each distinct content once, named by its hash
     sets/<table>/<package>@<version>.json        one index per package version and migrations table
 
 An index is {"format": 1, "table", "package", "version", "plugin_id", "folder" (relative to the
-project), "module_type", "files": {name: sha256}}. Scoped names keep their "@" and "/" becomes "+".
-Two versions of one file name (catalog 1.24.0 and 4.0.5 share 7 names, different contents) are two
-hashes, so both survive. Writes are atomic renames: archiving twice, or from two processes, is safe.
-
-What knex (3.3.0, tested on the real packages) needs to revert from a folder:
-- every migration the table records must be a file name in that folder, or it refuses the whole
-  folder as "corrupt" before doing anything; it compares names only and loads just what it reverts;
-- a loaded file's require()s resolve from the folder's real path upwards, so the folder must lie
-  inside the project for `<project>/node_modules` to be found (catalog <= 3.5.x requires 'uuid');
-- `.js` files are ES modules when the nearest package.json says "type": "module" (the project's own
-  would apply in `.knexwrap/run/`), so the folder pins the package's own type.
-So `materialize` builds the newest archived version's complete folder, plus names only older
-versions (or, for a shared set, other packages) had, in `<project>/.knexwrap/run/<table>/<package>/`.
+project), "module_type", "files": {name: sha256}, "seen": [[name, sha256], ...]}. Scoped names keep
+their "@" and "/" becomes "+". The archive only adds: "seen" keeps every content ever archived for the
+package version (a workspace plugin at 0.1.0 whose files change or go), in the order first seen, and
+"files" maps each name to its content installed last. Two versions of one file name (catalog 1.24.0
+and 4.0.5 share 7 names, different contents) are two hashes, so both survive. Writes are atomic
+renames of 0600 files: archiving twice, or from two processes, is safe. Building a folder knex can
+run from the archive is runfolder.py's.
 """
 
 from __future__ import annotations
@@ -28,15 +22,15 @@ import hashlib
 import json
 import os
 import re
-import shutil
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .. import errors
 from ..install.sets import EVERY_PLUGIN, MigrationSet, discover_all
 from ..state import read as st
+from . import statedir
 
 FORMAT = 1
 SetKey = tuple[str, str]  # (migrations table, package)
@@ -54,7 +48,13 @@ class SetIndex:
     plugin_id: str
     folder: str  # relative to the project it was archived from
     module_type: str  # "commonjs" or "module": how Node loads the package's .js files
-    files: tuple[tuple[str, str], ...]  # (name, sha256), sorted by name
+    files: tuple[tuple[str, str], ...]  # (name, sha256), sorted by name: each name's content installed last
+    # Every (name, sha256) ever archived for this package version, in the order first seen: the archive only adds.
+    seen: tuple[tuple[str, str], ...] = ()
+
+    def contents(self) -> tuple[tuple[str, str], ...]:
+        """Every (name, sha256) this version is known to have had; `files` for an index without history."""
+        return self.seen or self.files
 
 
 @dataclass(frozen=True)
@@ -75,15 +75,11 @@ class ArchiveResult:
 
 
 def default_root(project: Path) -> Path:
-    return project / ".knexwrap" / "archive"
+    """The archive in the state folder (statedir.py): `<project>/.knexwrap/archive` unless moved."""
+    return statedir.sub(project, "archive")
 
 
-def run_folder(project: Path, key: SetKey) -> Path:
-    """Where `materialize` should build a set's folder: inside the project, for require()."""
-    return project / ".knexwrap" / "run" / _safe(key[0]) / _safe(key[1])
-
-
-def _safe(part: str) -> str:
+def safe_name(part: str) -> str:
     if not _SAFE.fullmatch(cleaned := part.replace("/", "+")):
         raise errors.ConfigError(f"cannot archive under the name {part!r}: unexpected characters")
     return cleaned
@@ -96,19 +92,16 @@ def _skip_reason(one: MigrationSet) -> str | None:
 
 
 def _index_path(root: Path, index: SetIndex) -> Path:
-    return root / "sets" / _safe(index.table) / f"{_safe(index.package)}@{_safe(index.version)}.json"
+    return root / "sets" / safe_name(index.table) / f"{safe_name(index.package)}@{safe_name(index.version)}.json"
 
 
-def _blob(root: Path, name: str, sha: str) -> Path:
+def blob(root: Path, name: str, sha: str) -> Path:
     return root / "files" / f"{sha}{Path(name).suffix}"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A temporary file in the same folder, then a rename: readers never see half a file.
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    statedir.mkdirs(path.parent)
+    statedir.write_private(path, data)  # a temporary file, then a rename: readers never see half a file
 
 
 def _module_type(directory: Path) -> str:
@@ -143,8 +136,12 @@ def _current(project: Path, one: MigrationSet) -> tuple[SetIndex, dict[str, byte
 
 
 def _to_json(index: SetIndex) -> bytes:
-    doc = {"format": FORMAT, **vars(index), "files": dict(index.files)}
+    doc = {"format": FORMAT, **vars(index), "files": dict(index.files), "seen": [list(pair) for pair in index.seen]}
     return (json.dumps(doc, indent=2) + "\n").encode()
+
+
+def _plain(pairs: Any) -> bool:
+    return all(isinstance(n, str) and _NAME.fullmatch(n) and _SHA.fullmatch(str(h)) for n, h in pairs)
 
 
 def _read_index(path: Path) -> SetIndex:
@@ -154,13 +151,15 @@ def _read_index(path: Path) -> SetIndex:
             raise ValueError(f"not a format {FORMAT} knexwrap archive index")
         files: Any = doc.get("files")
         # Names and hashes become paths when materialized: plain file names and hex digests only.
-        plain = isinstance(files, dict) and all(_NAME.fullmatch(k) and _SHA.fullmatch(str(h)) for k, h in files.items())
-        if not plain:
+        if not isinstance(files, dict) or not _plain(files.items()):
             raise ValueError('"files" must map file names to sha256 hashes')
+        seen: Any = doc.get("seen", [])
+        if not isinstance(seen, list) or not all(isinstance(p, list) and len(p) == 2 for p in seen) or not _plain(seen):
+            raise ValueError('"seen" must list [file name, sha256] pairs')
         fields: dict[str, Any] = {k: doc.get(k) for k in _INDEX_FIELDS}
         if not all(isinstance(v, str) for v in fields.values()):
             raise ValueError(f"{', '.join(_INDEX_FIELDS)} must be strings")
-        return SetIndex(**fields, files=tuple(sorted(files.items())))
+        return SetIndex(**fields, files=tuple(sorted(files.items())), seen=tuple((n, h) for n, h in seen))
     except (OSError, ValueError) as exc:
         raise errors.ConfigError(f"archive index {path}: {exc}") from exc
 
@@ -174,8 +173,18 @@ def _stored_index(root: Path, index: SetIndex) -> SetIndex | None:
         return None
 
 
+def _merged(stored: SetIndex | None, current: SetIndex) -> SetIndex:
+    """CURRENT added to what was archived for the same package version: a file seen once stays (a workspace
+    plugin at 0.1.0 that lost or changed a file); each name's `files` entry is its content installed last."""
+    before = stored.contents() if stored else ()
+    seen = tuple(before) + tuple(pair for pair in current.files if pair not in before)
+    files = {**dict(stored.files if stored else ()), **dict(current.files)}
+    return replace(current, files=tuple(sorted(files.items())), seen=seen)
+
+
 def _complete(root: Path, index: SetIndex) -> bool:
-    return _stored_index(root, index) == index and all(_blob(root, n, h).is_file() for n, h in index.files)
+    stored = _stored_index(root, index)
+    return stored == _merged(stored, index) and all(blob(root, n, h).is_file() for n, h in index.files)
 
 
 def _store(root: Path, index: SetIndex, contents: dict[str, bytes]) -> tuple[list[str], list[str]]:
@@ -183,12 +192,14 @@ def _store(root: Path, index: SetIndex, contents: dict[str, bytes]) -> tuple[lis
     label = f"{index.package}@{index.version}"
     new_files = []
     for name, sha in index.files:
-        if not _blob(root, name, sha).is_file():
-            _write_atomic(_blob(root, name, sha), contents[name])
+        if not blob(root, name, sha).is_file():
+            _write_atomic(blob(root, name, sha), contents[name])
             new_files.append(f"{label} {name}")
-    if _stored_index(root, index) == index:
+    stored = _stored_index(root, index)
+    merged = _merged(stored, index)
+    if stored == merged:
         return new_files, []
-    _write_atomic(_index_path(root, index), _to_json(index))
+    _write_atomic(_index_path(root, index), _to_json(merged))
     return new_files, [f"{label} {index.table}"]
 
 
@@ -224,80 +235,30 @@ def version_key(version: str) -> tuple[Any, ...]:
     return (numbers, not pre, tags)
 
 
-def indexes(root: Path, table: str) -> list[SetIndex]:
-    """Every archived version of every package keeping a set in `table`, newest version first."""
-    folder = root / "sets" / _safe(table)
-    found = [_read_index(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+def indexes(root: Path, table: str, package: str | None = None) -> list[SetIndex]:
+    """Every archived version of every package keeping a set in `table`, newest version first.
+
+    With PACKAGE, a damaged index blocks only when it is that package's (its file name says so): a damaged
+    entry of another package is skipped. Without, any damaged index raises ConfigError naming it."""
+    folder = root / "sets" / safe_name(table)
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            found.append(_read_index(path))
+        except errors.ConfigError:
+            if package is None or path.name.startswith(f"{safe_name(package)}@"):
+                raise
     return sorted(found, key=lambda i: (version_key(i.version), i.package), reverse=True)
 
 
 def lookup(root: Path, table: str, name: str) -> list[ArchivedFile]:
     """Every archived version of one migration file (NAME with or without its extension)."""
     return [
-        ArchivedFile(file, sha, _blob(root, file, sha), i)
+        ArchivedFile(file, sha, blob(root, file, sha), i)
         for i in indexes(root, table)
-        for file, sha in i.files
+        for file, sha in i.contents()
         if name in (file, Path(file).stem)
     ]
-
-
-def _chosen(root: Path, key: SetKey, names: Iterable[str]) -> tuple[SetIndex, dict[str, str]]:
-    """Each name once: the package's newest version's content first, then names only others had."""
-    table, package = key
-    every = indexes(root, table)
-    # A shared set moves between packages (backend-tasks, backend-defaults): other homes fill gaps.
-    found = [i for i in every if i.package == package] + [i for i in every if i.plugin_id == EVERY_PLUGIN]
-    if not found or found[0].package != package:
-        raise errors.ConfigError(f"nothing of {package} (table {table}) is archived in {root}")
-    chosen: dict[str, str] = {}
-    for name, sha in (file for index in found for file in index.files):
-        chosen.setdefault(name, sha)
-    absent = [n for n in names if n not in chosen]
-    if absent:
-        raise errors.ConfigError(f"the archive {root} has no copy of {', '.join(absent)} ({package}, table {table})")
-    return found[0], chosen
-
-
-def _ours(dest: Path, entries: list[Path]) -> bool:
-    """Made by materialize: its marker, and nothing but migration files beside it (never a project)."""
-    try:
-        marker = json.loads((dest / "package.json").read_text(encoding="utf-8"))["knexwrap"]["materialized"]
-    except (OSError, ValueError, TypeError, KeyError):
-        return False
-    files = all(e.is_file() and e.name.endswith(st.MIGRATION_EXTENSIONS) for e in entries if e.name != "package.json")
-    return bool(marker) and files
-
-
-def _prepare(dest: Path) -> None:
-    if not any((p / "node_modules").is_dir() for p in dest.resolve().parents):
-        raise errors.ConfigError(f"{dest} is outside any project with node_modules: require() would fail there")
-    entries = list(dest.iterdir()) if dest.is_dir() else []
-    if entries and not _ours(dest, entries):
-        raise errors.ConfigError(f"{dest} holds files knexwrap did not put there: refusing to replace them")
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-
-
-def _fill(root: Path, chosen: dict[str, str], dest: Path, marker: dict[str, Any]) -> None:
-    for name, sha in sorted(chosen.items()):
-        blob = _blob(root, name, sha)
-        data = blob.read_bytes() if blob.is_file() else b""
-        if hashlib.sha256(data).hexdigest() != sha:
-            raise errors.ConfigError(f"archived copy {blob} of {name} is missing or damaged (sha256 differs)")
-        (dest / name).write_bytes(data)
-    (dest / "package.json").write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-
-
-def materialize(root: Path, key: SetKey, names: Iterable[str], dest: Path) -> Path:
-    """A folder knex can revert from: every archived file of the set, checked against `names`
-    (the migrations the database records: knex refuses a folder missing any of them)."""
-    newest, chosen = _chosen(root, key, names)
-    try:
-        _prepare(dest)
-        _fill(root, chosen, dest, {"private": True, "type": newest.module_type, "knexwrap": {"materialized": key}})
-    except OSError as exc:
-        raise errors.ConfigError(f"cannot build the migrations folder {dest}: {exc}") from exc
-    return dest
 
 
 def refresh(project: Path) -> ArchiveResult | None:

@@ -50,6 +50,7 @@ class Outcome:
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     creates: str | None = None  # what was (dry run: would be) created before the migrations ran
+    backups: tuple[str, ...] = ()  # the verified backup taken before a revert
 
 
 def set_for_name(target: Target, name: str | None) -> Target:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from .. import errors
@@ -18,7 +19,7 @@ from ..knex import events, parse
 from ..knex.node import Node
 from ..state import whole as install
 from ..state.plugin import Target, read_state, reader_entry
-from . import archive, backup, interrupt, lock
+from . import archive, backup, interrupt, journal, lock, runfolder
 from .plan import DowngradePlan, SetPlan
 
 
@@ -69,9 +70,19 @@ def _refuse_running_backends(node: Node, connections: dict[str, conn.Connection]
 def preflight(plan: DowngradePlan, p: install.Plan, *, take_backups: bool) -> None:
     """What can be refused before the question is asked: a held lock, a backup that cannot be taken."""
     _refuse_locked(plan)
+    _refuse_changed_archive(plan, p)
     if take_backups:
         for connection in _connections(p, plan).values():
             backup.check_possible(connection)
+
+
+def _refuse_changed_archive(plan: DowngradePlan, p: install.Plan) -> None:
+    """Every archived file the run will use hashes to what it is stored under: checked before the question."""
+    root = archive.default_root(p.project)
+    for one in (one for one in plan.changes if one.files_from != "install"):
+        prefer = journal.applied_hashes(p.project, one.table, one.recorded)
+        for name, sha in runfolder.choose(root, (one.table, str(one.package)), one.recorded, prefer).files.items():
+            runfolder.checked(root, name, sha)
 
 
 def _connections(p: install.Plan, plan: DowngradePlan) -> dict[str, conn.Connection]:
@@ -85,8 +96,9 @@ def set_target(p: install.Plan, one: SetPlan, node: Node) -> Target:
         # The code was swapped back already: knex gets a folder built from the archive, inside the
         # project so that the archived files' require() calls still find node_modules.
         key = (one.table, str(one.package))
-        built = archive.materialize(
-            archive.default_root(p.project), key, one.recorded, archive.run_folder(p.project, key)
+        prefer = journal.applied_hashes(p.project, one.table, one.recorded)  # run what was applied
+        built = runfolder.materialize(
+            archive.default_root(p.project), key, one.recorded, runfolder.run_folder(p.project, key), prefer
         )
         directory = str(built)
     migrations = sets.MigrationSet(one.plugin, one.package, one.version_now, directory, one.table)
@@ -160,13 +172,26 @@ def _verify(p: install.Plan, plan: DowngradePlan, node: Node) -> tuple[str, ...]
     """The real knex lists each changed set with the target's own folder: no "corrupt" error."""
     verified = []
     for one in plan.changes:
-        if one.target_directory is None:
+        directory = one.target_directory or _snapshot_folder(p, one)
+        if directory is None:
+            verified.append(f"{one.database} {one.table}: not verified (the archive lacks the target's files)")
             continue
-        migrations = sets.MigrationSet(one.plugin, one.package, one.version_target, one.target_directory, one.table)
+        migrations = sets.MigrationSet(one.plugin, one.package, one.version_target, directory, one.table)
         target = Target(p.project, migrations, p.databases[one.plugin], node)
         listing = parse.parse_list(node.knex(["migrate:list"], target.knex_config()).stdout, (node.password,))
         verified.append(f"{one.database} {one.table}: {len(listing.completed)} applied, {len(listing.pending)} pending")
     return tuple(verified)
+
+
+def _snapshot_folder(p: install.Plan, one: SetPlan) -> str | None:
+    """The target's own files of a set, when the target is a snapshot: rebuilt from the archive."""
+    key = (one.table, str(one.package))
+    dest = runfolder.run_folder(p.project, (one.table, f"{one.package}@{one.version_target}"))
+    try:
+        root = archive.default_root(p.project)
+        return str(runfolder.exact(root, key, one.version_target, one.target_files, dest))
+    except errors.KnexwrapError:
+        return None
 
 
 def execute(
@@ -191,7 +216,7 @@ def execute(
         _refuse_running_backends(node, connections, timeout)
     # Every folder knex will need is ready before the first backup or change: no half-done runs.
     targets = {(one.database, one.table): set_target(p, one, node) for one in plan.changes}
-    backups = tuple(str(backup.backup(c, p.project, timeout)) for c in connections.values()) if take_backups else ()
+    backups = tuple(str(backup.backup(c, p.project)) for c in connections.values()) if take_backups else ()
     result = replace(result, backups=backups)
     steps: list[Step] = []
     try:
@@ -210,3 +235,17 @@ def execute(
         info = {"code": failure.code, "message": failure.message, "exit_code": failure.exit_code}
         return replace(result, steps=tuple(steps + rest), failure=info)
     return replace(result, steps=tuple(steps), verified=_verify(p, plan, node))
+
+
+def journal_ran(plan: DowngradePlan, result: DowngradeResult, project: Path) -> list[journal.Ran]:
+    """Each step of RESULT for the journal, with the sha256 of the file knex ran (installed or archived)."""
+    folders = {
+        (one.database, one.table): one.directory
+        if one.files_from == "install"
+        else str(runfolder.run_folder(project, (one.table, str(one.package))))
+        for one in plan.changes
+    }
+    return [
+        journal.Ran(s.database, s.table, s.name, s.status, journal.file_sha(folders[(s.database, s.table)], s.name))
+        for s in result.steps
+    ]

@@ -7,7 +7,7 @@ would drop the plugin's tables.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import errors
@@ -15,7 +15,7 @@ from ..install import sets
 from ..state import read as st
 from ..state import report
 from ..state import whole as install
-from . import archive, snapshot
+from . import archive, backup, journal, runfolder, snapshot
 from .target import Key, TargetInstall, folder_target
 
 
@@ -30,11 +30,13 @@ class SetPlan:
     revert: tuple[str, ...]  # newest first: the order they must be reverted in
     applies_on_start: tuple[str, ...]  # what the target applies when it starts
     without_transaction: tuple[str, ...]  # files to revert that opt out of a transaction
-    files_from: str  # "install" (the installed folder has them) or "archive"
+    files_from: str  # "install" (the installed folder has them), "archive", or "none": some file no source has
     recorded: tuple[str, ...]  # every migration the database records for the set, in id order
     locked: bool
     directory: str  # the installed folder of the set
     target_directory: str | None  # the target's folder of the set, when the target is an install
+    missing_files: tuple[str, ...] = ()  # recorded migrations neither the install nor the archive has
+    target_files: tuple[str, ...] = ()  # the target's files of the set, to verify against afterwards
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class DowngradePlan:
     to: str
     sets: tuple[SetPlan, ...]
     notes: tuple[str, ...] = ()
+    space: tuple[backup.Space, ...] = ()  # each changed database's size and the free space for its backup
 
     @property
     def changes(self) -> tuple[SetPlan, ...]:
@@ -86,7 +89,26 @@ def _set_plan(db: report.DatabaseReport, found: report.SetReport, target: Target
         locked=found.locked,
         directory=found.migrations_directory,
         target_directory=target.directories.get(key),
+        target_files=tuple(wanted),
     )
+
+
+def _sourced(one: SetPlan, project: Path, notes: list[str]) -> SetPlan:
+    """Where the files of a set whose installed folder lacks some will come from, truthfully: the archive
+    when it has every recorded one (each name's content as the run will choose it, said in NOTES), else none."""
+    if one.files_from == "install" or not one.revert:
+        return one
+    root, key = archive.default_root(project), (one.table, str(one.package))
+    absent = runfolder.missing(root, key, one.recorded)
+    if absent:
+        notes.append(f"{one.database} {one.table}: no source has {', '.join(absent)} (neither install nor archive)")
+        return replace(one, files_from="none", missing_files=absent)
+    try:
+        prefer = journal.applied_hashes(project, one.table, one.recorded)
+        notes += [f"{one.database} {one.table}: {n}" for n in runfolder.choose(root, key, one.recorded, prefer).notes]
+    except errors.KnexwrapError as damaged:
+        notes.append(f"{one.database} {one.table}: {damaged.message}")
+    return one
 
 
 def _keep_installed_files(project: Path) -> list[str]:
@@ -114,4 +136,7 @@ def plan(p: install.Plan, *, to: str, timeout: float) -> DowngradePlan:
             else:
                 planned.append(one)
     notes += _keep_installed_files(project)  # after a successful plan, like the commands that change
-    return DowngradePlan(target.description, tuple(planned), tuple(notes))
+    planned = [_sourced(one, project, notes) for one in planned]
+    changed = dict.fromkeys(s.plugin for s in planned if s.revert)
+    space = tuple(backup.space(p.databases[plugin], project) for plugin in changed)
+    return DowngradePlan(target.description, tuple(planned), tuple(notes), space)

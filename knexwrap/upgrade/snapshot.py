@@ -44,7 +44,7 @@ from .. import errors
 from ..install.sets import EVERY_PLUGIN, MigrationSet
 from ..state import read as st
 from ..state.report import DatabaseReport, InstallReport
-from . import archive
+from . import archive, statedir
 from .archive import ArchiveResult
 from .target import TargetInstall
 
@@ -148,8 +148,9 @@ def take(
 
 
 def default_path(project: Path, snapshot: Snapshot) -> Path:
+    """`snapshots/snapshot-<time>.json` in the state folder (statedir.py)."""
     stamp = snapshot.taken_at.replace("-", "").replace(":", "").replace("+0000", "Z")
-    return project / ".knexwrap" / "snapshots" / f"snapshot-{stamp}.json"
+    return statedir.sub(project, "snapshots") / f"snapshot-{stamp}.json"
 
 
 def to_json(snapshot: Snapshot) -> dict[str, Any]:
@@ -174,9 +175,7 @@ def write(snapshot: Snapshot, path: Path) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename: an interrupted write never leaves half a snapshot under the real name.
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
+        statedir.write_private(path, text.encode())
     except OSError as exc:
         raise errors.ConfigError(f"cannot write the snapshot {path}: {exc}") from exc
     return path
