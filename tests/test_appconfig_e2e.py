@@ -109,7 +109,7 @@ def walk(project: Path, target: str, rows: Callable[[], Rows], when_applied: Cal
     doc = status.json()
     assert (doc["command"], doc["plugin"], doc["package"], doc["database"]) == ("status", "catalog", PACKAGE, target)
     assert (doc["state"], doc["table_exists"], doc["current_version"], doc["locked"]) == (
-        "in sync",
+        "in_sync",
         True,
         "20240401000000",
         False,
@@ -179,7 +179,7 @@ def test_pg_database_mode_from_app_config_and_env_file(pg: PgServer, prefix: str
         server = f"postgresql://{pg.user}@{pg.host}:{pg.port}"
         assert databases(report.json()) == {
             f"{server}/{prefix}app": ("absent", []),
-            target: ("in sync", [("knex_migrations", 4, 0, "in sync")]),
+            target: ("in_sync", [("knex_migrations", 4, 0, "in_sync")]),
             f"{server}/{prefix}retired": ("orphan", []),
         }
 
@@ -206,11 +206,11 @@ def test_pg_schema_mode_keeps_knex_migrations_in_the_plugin_schema(pg: PgServer,
         doc = report.json()
         assert databases(doc) == {
             f"postgresql://{pg.user}@{pg.host}:{pg.port}/{shared} schema bs_app": ("absent", []),
-            target: ("in sync", [("knex_migrations", 4, 0, "in sync")]),
+            target: ("in_sync", [("knex_migrations", 4, 0, "in_sync")]),
         }
         assert doc["summary"] == {
             "orphan": 0,
-            "in sync": 1,
+            "in_sync": 1,
             "absent": 1,
             "behind": 0,
             "locked": 0,
@@ -443,7 +443,7 @@ backend:
         assert report.code == 0, report.err
         assert databases(report.json()) == {
             f"{server}/{maria_prefix}app": ("absent", []),
-            target: ("in sync", [("knex_migrations", 4, 0, "in sync")]),
+            target: ("in_sync", [("knex_migrations", 4, 0, "in_sync")]),
             f"{server}/{maria_prefix}retired": ("orphan", []),
         }
 
@@ -478,7 +478,7 @@ def test_better_sqlite3_with_connection_directory(tmp_path: Path) -> None:
         assert report.code == 0, report.err
         assert databases(report.json()) == {
             str(folder / "app.sqlite"): ("absent", []),
-            str(db): ("in sync", [("knex_migrations", 4, 0, "in sync")]),
+            str(db): ("in_sync", [("knex_migrations", 4, 0, "in_sync")]),
             str(folder / "retired.sqlite"): ("orphan", []),
         }
 

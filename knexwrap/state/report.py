@@ -8,7 +8,7 @@ from ..install.sets import MigrationSet
 from . import read as st
 
 # Worst first: the state of a database is the worst state of its sets.
-SEVERITY = ("unreachable", "ahead", "locked", "behind", "absent", "in sync", "orphan")
+SEVERITY = ("unreachable", "ahead", "locked", "behind", "absent", "in_sync", "orphan")
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class SetReport:
     version: str | None
     migrations_table: str
     migrations_directory: str
-    state: str  # "in sync", "behind" (pending), "ahead" (missing files) or "locked"
+    state: str  # "in_sync", "behind" (pending), "ahead" (missing files), "locked"; "absent" (no database yet)
     table_exists: bool
     current_version: str | None
     locked: bool
@@ -43,7 +43,7 @@ def set_state(read: st.SetState) -> str:
         return "locked"
     if read.missing:
         return "ahead"
-    return "behind" if read.pending else "in sync"
+    return "behind" if read.pending else "in_sync"
 
 
 def set_report(migrations: MigrationSet, read: st.SetState) -> SetReport:
@@ -72,7 +72,7 @@ def set_report(migrations: MigrationSet, read: st.SetState) -> SetReport:
 
 
 def worst(states: list[str]) -> str:
-    return min(states, key=SEVERITY.index) if states else "in sync"
+    return min(states, key=SEVERITY.index) if states else "in_sync"
 
 
 @dataclass(frozen=True)

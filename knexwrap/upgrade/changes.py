@@ -172,9 +172,12 @@ def _with_aftermath(target: Target, plan: Plan, failure: errors.KnexwrapError) -
     if plan.action == "apply":
         done = [n for n in plan.names if n in applied]
         failure.message += f"; applied before it stopped: {', '.join(done) or 'none'}"
+        failure.facts["applied"] = done
     else:
         done = [n for n in plan.names if n not in applied]
         failure.message += f"; reverted before it stopped: {', '.join(done) or 'none'}"
+        failure.facts["reverted"] = done
+    failure.facts["lock_held"] = after.locked
     if after.locked:
         failure.message += "; the migration lock is still held"
     return failure

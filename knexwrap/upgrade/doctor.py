@@ -19,7 +19,7 @@ from ..state import whole as install
 class Finding:
     database: str
     table: str
-    problem: str  # "ahead", "locked", "wrong folder", "unreachable"
+    problem: str  # "ahead", "locked", "wrong_folder", "unreachable"
     message: str
     files: tuple[str, ...] = ()
     fix: str | None = None  # the exact knexwrap command that fixes it, when there is one
@@ -66,7 +66,7 @@ def _ahead(
         return Finding(
             db.database,
             one.migrations_table,
-            "wrong folder",
+            "wrong_folder",
             f"{len(missing)} recorded migrations belong to {', '.join(where)}, not to {one.package}: this database was "
             "migrated with another plugin's folder",
             missing,

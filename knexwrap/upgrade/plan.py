@@ -16,7 +16,7 @@ from ..state import read as st
 from ..state import report
 from ..state import whole as install
 from . import archive, snapshot
-from .target import Key, TargetInstall, folder_target
+from .target import Destination, Key, TargetInstall, folder_target
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class SetPlan:
 
 @dataclass(frozen=True)
 class DowngradePlan:
-    to: str
+    to: Destination
     sets: tuple[SetPlan, ...]
     notes: tuple[str, ...] = ()
 
@@ -111,8 +111,8 @@ def plan(p: install.Plan, *, to: str, timeout: float) -> DowngradePlan:
             key = _set_key(str(db.plugin), found, shared)
             one = _set_plan(db, found, target, key)
             if one is None:
-                notes.append(f"{db.database} {found.migrations_table}: not in {target.description}, left alone")
+                notes.append(f"{db.database} {found.migrations_table}: not in {target.to}, left alone")
             else:
                 planned.append(one)
     notes += _keep_installed_files(project)  # after a successful plan, like the commands that change
-    return DowngradePlan(target.description, tuple(planned), tuple(notes))
+    return DowngradePlan(target.to, tuple(planned), tuple(notes))

@@ -11,4 +11,4 @@ const config = JSON.parse(raw);
 if (process.env.KNEXWRAP_PASSWORD !== undefined && config.connection) {
   config.connection.password = process.env.KNEXWRAP_PASSWORD;
 }
-module.exports = config;
+module.exports = require('./utc').inUtc(config);

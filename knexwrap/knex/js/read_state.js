@@ -18,6 +18,7 @@ for (const level of ['log', 'info', 'warn', 'debug']) {
 }
 
 const knexFactory = require(process.env.KNEX_PATH);
+const { inUtc } = require('./utc');
 
 function isoTime(value) {
   if (value === null || value === undefined) return null;
@@ -79,7 +80,7 @@ async function readTarget(target) {
   if (password !== undefined && config.connection) {
     config.connection = { ...config.connection, password };
   }
-  const knex = knexFactory(config);
+  const knex = knexFactory(inUtc(config));
   try {
     if (target.listDatabases) {
       return { id: target.id, databases: await listDatabases(knex, config.client) };
