@@ -132,7 +132,7 @@ def test_after_the_code_swap_doctor_names_the_fix_and_the_downgrade_reverts_from
         f"ahead: {where} knex_migrations\n"
         f"  the database is ahead of the installed {CATALOG} 1.24.0: {detail}\n"
         f"  fix: knexwrap downgrade --to {project} --prefix {prefix}\n"
-        "1 problems in 1 database x migration set pairs\n"
+        "1 problem in 1 database x migration set pairs\n"
     )
     finding = run("doctor", "--prefix", prefix, "--json", cwd=project, env=env).json()["findings"]
     assert [(f["problem"], f["files"], f["fix"]) for f in finding] == [
@@ -272,7 +272,7 @@ def test_back_to_exactly_what_the_snapshot_recorded(
     assert taken.code == 0, taken.err
     doc = json.loads(snap.read_text())
     [catalog_db] = [d for d in doc["databases"] if d["plugin"] == "catalog"]
-    assert {s["migrations_table"]: s["applied"] for s in catalog_db["sets"]} == before
+    assert {s["table"]: s["applied"] for s in catalog_db["sets"]} == before  # the snapshot file's own format
 
     swap(project, CATALOG, "4.0.5")
     swap(project, DEFAULTS, "0.10.0")
@@ -290,7 +290,7 @@ def test_back_to_exactly_what_the_snapshot_recorded(
         ("knex_migrations", "4.0.5", "1.24.0", newer[::-1], "install"),
         (SCHEDULER_TABLE, "0.10.0", "0.9.0", ["20250411000000_last_run.js"], "install"),
     ]
-    assert plan.json()["to"] == f"the snapshot {snap} of {doc['taken_at']}"
+    assert plan.json()["to"] == {"kind": "snapshot", "path": str(snap), "taken_at": doc["taken_at"]}
 
     result = run("downgrade", "--to", str(snap), "--prefix", prefix, "--yes", "--json", cwd=project, env=env)
     assert result.code == 0, result.err
@@ -568,7 +568,7 @@ def test_makefile_pre_upgrade_post_upgrade_and_downgrade(
     pre = make("pre-upgrade", *where, env=env)
     assert pre.returncode == 0, pre.stderr
     [snap] = (project / ".knexwrap" / "snapshots").iterdir()
-    assert f"snapshot of 1 databases and 1 migration sets written to {snap}" in pre.stdout
+    assert f"snapshot of 1 database and 1 migration set written to {snap}" in pre.stdout
 
     plugin_package(project, NOTES, "notes", "2.0.0", {**NOTES_FILES, **NOTES_NEWER})  # yarn install
     pending = make("post-upgrade", *where, env=env)

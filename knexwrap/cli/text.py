@@ -100,8 +100,8 @@ def _migrations(report: SetReport, fmt: str, verbose: bool) -> str:
         return "(no migrations in the folder or the database)"
     if verbose:
         rows = [[m.name, m.state, m.batch, m.migration_time] for m in report.migrations]
-        return table(rows, ["migration", "state", "batch", "migration_time"], fmt, shrink=(0,))
-    return table([[m.name, m.state] for m in report.migrations], ["migration", "state"], fmt, shrink=(0,))
+        return table(rows, ["migration", "state", "batch", "migration_time"], fmt)
+    return table([[m.name, m.state] for m in report.migrations], ["migration", "state"], fmt)
 
 
 def _summary(report: SetReport) -> str:
@@ -193,9 +193,9 @@ def _outcome(result: Outcome, fmt: str) -> str:
     names = result.planned if result.dry_run else result.done
     verb = f"would {future}" if result.dry_run else past
     if result.action == "apply" and not result.dry_run:
-        listed = table([[n, result.batch] for n in names], ["migration", "batch"], fmt, shrink=(0,))
+        listed = table([[n, result.batch] for n in names], ["migration", "batch"], fmt)
     else:
-        listed = table([[n] for n in names], ["migration"], fmt, shrink=(0,))
+        listed = table([[n] for n in names], ["migration"], fmt)
     lines = [where(result.target), f"{verb} {count(len(names))}:", listed]
     lines.extend(f"warning: {warning}" for warning in result.warnings)
     if result.dry_run:
@@ -231,7 +231,8 @@ def _downgrade_plan(plan: DowngradePlan, fmt: str) -> str:
     ]
     headers = ["database", "table", "version", "revert (newest first)", "applied at start", "files from"]
     lines = [f"downgrade to {plan.to}", "", *(server_line(servers) if one_server else [])]
-    lines += [table(rows, headers, fmt, shrink=(0, 1, 3, 5)), ""]
+    # File names are never shortened: they are what the operator is asked to agree to.
+    lines += [table(rows, headers, fmt, shrink=(0, 1, 5)), ""]
     total = sum(len(s.revert) for s in plan.sets)
     lines.append(f"{count(total)} to revert in {plural(len(plan.changes), 'migration set')}")
     for s in plan.changes:
@@ -247,9 +248,15 @@ def _downgrade_result(result: DowngradeResult, fmt: str) -> str:
     lines = [f"downgrade to {result.to}"]
     lines += [f"backup: {path}" for path in result.backups]
     if result.steps:
-        rows = [[s.database, s.table, s.name, s.status, s.message or ""] for s in result.steps]
+        servers = [placed(s.database)[0] for s in result.steps]
+        one_server = len(set(servers)) == 1
+        rows = [
+            [placed(s.database)[1] if one_server else s.database, s.table, s.name, s.status, s.message or ""]
+            for s in result.steps
+        ]
         headers = ["database", "table", "migration", "result", "message"]
-        lines.append(table(rows, headers, fmt, shrink=(0, 1, 2, 4)))
+        lines += server_line(servers) if one_server else []
+        lines.append(table(rows, headers, fmt, shrink=(0, 1, 4)))
     else:
         lines.append("nothing to revert")
     lines += [
