@@ -23,12 +23,11 @@ def completion_command(shell: str) -> None:
 
     E.g. `eval "$(knexwrap completion bash)"` in ~/.bashrc.
     """
-    from .main import cli
-
+    group = click.get_current_context().find_root().command  # the knexwrap group, without importing main
     completer = get_completion_class(shell)
     if completer is None:  # click ships all three: a missing one is a click that knexwrap does not support
         raise errors.ToolMissing(f"this click has no {shell} completion")
-    click.echo(completer(cli, {}, "knexwrap", COMPLETE_VAR).source())
+    click.echo(completer(group, {}, "knexwrap", COMPLETE_VAR).source())
 
 
 def plugins(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:

@@ -52,7 +52,7 @@ def table(
     shortening the values of the SHRINK columns in the middle, widest first. Multi-line cells shrink per line."""
     import tabulate as tabulating  # deferred: --json output never needs it
 
-    # tabulate pads every header by 2 (MIN_PADDING): columns as wide as their values instead.
+    # tabulate pads every header by 2 (its module-wide MIN_PADDING): columns as wide as their values instead.
     tabulating.MIN_PADDING = 0
     caps = {c: max((_widest(r[c]) for r in rows), default=0) for c in shrink}
     while True:
