@@ -50,12 +50,12 @@ def test_latest_applies_every_file_and_says_which(sqlite_dir: Path) -> None:
     assert result.out == (
         f"catalog (@knexwrap-fixture/plugin-catalog-backend) in {db}, table knex_migrations\n"
         "applied 4 migrations:\n"
-        "migration                          batch\n"
-        "-------------------------------  -------\n"
-        "20240101000000_init.js                 1\n"
-        "20240201000000_locations.js            1\n"
-        "20240301000000_refresh_state.js        1\n"
-        "20240401000000_search.js               1\n"
+        "migration                        batch\n"
+        "-------------------------------  -----\n"
+        "20240101000000_init.js               1\n"
+        "20240201000000_locations.js          1\n"
+        "20240301000000_refresh_state.js      1\n"
+        "20240401000000_search.js             1\n"
     )
 
 
@@ -126,8 +126,8 @@ def test_status_never_creates_tables(sqlite_dir: Path) -> None:
 def test_verbose_status_shows_batches(sqlite_dir: Path) -> None:
     knexwrap("up", "catalog", *opts(sqlite_dir), "--yes")
     out = knexwrap("status", "catalog", *opts(sqlite_dir), "--verbose").out
-    assert "migration                        state      batch  migration_time" in out
-    assert "20240101000000_init.js           applied        1  20" in out
+    assert "migration                        state    batch  migration_time" in out
+    assert "20240101000000_init.js           applied      1  20" in out
 
 
 def test_rollback_reverts_exactly_the_last_batch(sqlite_dir: Path) -> None:

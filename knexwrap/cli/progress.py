@@ -6,7 +6,12 @@ Only when stderr is a terminal and the output is not --json: scripts and tools s
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TextIO
+
+# The seam for changes that report each migration as knex runs it: (migration file name, phase), e.g.
+# ("20240101000000_init.js", "applying"). Progress.migration is one; a change takes it as an argument.
+MigrationProgress = Callable[[str, str], None]
 
 _ERASE = "\r\x1b[K"  # back to the line's start, erase to its end
 
