@@ -141,7 +141,11 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (15, "the backup before a downgrade failed or cannot be taken (pg_dump missing or older than the server)"),
     (16, "a Backstage backend is connected to a database a downgrade would change (`--force` to go on)"),
     (17, "`doctor` found problems (each listed with its fix)"),
-    (18, "`--sql` cannot preview here: no scratch copy (the role may not create databases), or `--sql=live` not possible"),
+    (
+        18,
+        "`--sql` cannot preview here: no scratch copy (the role may not create databases), "
+        "or `--sql=live` not possible",
+    ),
     (130, "interrupted (Ctrl-C)"),
 )
 

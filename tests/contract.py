@@ -33,6 +33,8 @@ def schema_for(document: dict[str, Any]) -> str:
     """The schema file (without .json) a document must match: error.json for failures, else its command's."""
     if "error" in document:
         return "error"
+    if "sql" in document and "to" not in document:
+        return "sql"  # --sql --dry-run: the SQL each migration would send
     command = document.get("command")
     return _SHAPES.get(str(command), str(command))
 

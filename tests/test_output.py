@@ -86,6 +86,7 @@ def test_every_shipped_schema_is_a_draft_2020_12_schema() -> None:
         "plan",
         "plugins",
         "snapshot",
+        "sql",
         "status",
     ]
     for path in SCHEMAS.glob("*.json"):

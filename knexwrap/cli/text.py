@@ -37,7 +37,7 @@ def render(result: Any, fmt: str, verbose: bool, width: int | None = None) -> st
         "Outcome": _outcome,
         "ConfigReport": _config,
         "SetsReport": _sets,
-        "DowngradePlan": _downgrade_plan,
+        "DowngradePlan": downgrade_plan,
         "DowngradeResult": _downgrade_result,
         "DoctorReport": _doctor,
         "ArchiveResult": _archive,
@@ -215,7 +215,7 @@ def _config(result: ConfigReport, fmt: str) -> str:
     return table(rows, headers, fmt, shrink=(0, 1, 2, 5, 6))
 
 
-def _downgrade_plan(plan: DowngradePlan, fmt: str) -> str:
+def downgrade_plan(plan: DowngradePlan, fmt: str) -> str:
     servers = [placed(s.database)[0] for s in plan.sets]
     one_server = len(set(servers)) == 1
     rows = [
