@@ -8,10 +8,11 @@ JUDGES := fixtures/judges
 TOOLS := fixtures/tools
 DEMO_DIR := .demo
 
-.PHONY: help install node judges demo test lint bench clean pre-upgrade post-upgrade downgrade
+.PHONY: help install node judges demo test lint bench readme dist clean pre-upgrade post-upgrade downgrade
 
 help:
 	@echo "make demo    run knexwrap on the fixture project with SQLite (no server needed)"
+	@echo "make dist    build the wheel and the sdist into dist/ (python -m build)"
 	@echo "make test    lint, type-check and run the whole test suite (needs PostgreSQL, see README)"
 	@echo "make bench   compare knexwrap with the raw Knex CLI"
 	@echo "upgrade day, for the Backstage project BACKSTAGE=<dir> (default: the current folder):"
@@ -45,12 +46,20 @@ $(TOOLS)/node_modules/.installed: $(TOOLS)/package.json $(TOOLS)/package-lock.js
 	cd $(TOOLS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+DEMO_ARGS = --client better-sqlite3 --sqlite-dir ../../$(DEMO_DIR)
+
 demo: install node
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
-	cd $(PROJECT) && ../../$(KNEXWRAP) up catalog --client better-sqlite3 --sqlite-dir ../../$(DEMO_DIR) --yes
-	cd $(PROJECT) && ../../$(KNEXWRAP) up catalog --client better-sqlite3 --sqlite-dir ../../$(DEMO_DIR) --yes
-	cd $(PROJECT) && ../../$(KNEXWRAP) status catalog --client better-sqlite3 --sqlite-dir ../../$(DEMO_DIR)
-	cd $(PROJECT) && ../../$(KNEXWRAP) current catalog --client better-sqlite3 --sqlite-dir ../../$(DEMO_DIR)
+	@echo "== knexwrap up catalog: apply the next pending migration (batch 1)"
+	@cd $(PROJECT) && ../../$(KNEXWRAP) up catalog $(DEMO_ARGS) --yes
+	@echo; echo "== knexwrap up catalog: and the next one (batch 2)"
+	@cd $(PROJECT) && ../../$(KNEXWRAP) up catalog $(DEMO_ARGS) --yes
+	@echo; echo "== knexwrap status catalog: applied and pending"
+	@cd $(PROJECT) && ../../$(KNEXWRAP) status catalog $(DEMO_ARGS)
+	@echo; echo "== knexwrap current catalog"
+	@cd $(PROJECT) && ../../$(KNEXWRAP) current catalog $(DEMO_ARGS)
+	@echo; echo "== knexwrap status: every plugin database of the project"
+	@cd $(PROJECT) && ../../$(KNEXWRAP) status $(DEMO_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check knexwrap tests bench
@@ -59,6 +68,11 @@ lint: install
 
 test: install node judges lint
 	$(PY) -m pytest
+
+# The README's exit-code table is generated from the one list in knexwrap/errors.py.
+readme: install
+	$(PY) -c 'import pathlib, re; from knexwrap.errors import exit_code_table; p = pathlib.Path("README.md"); \
+	p.write_text(re.sub(r"(?m)^[|] code [|] meaning [|]\n(^[|].*\n)*", lambda _: exit_code_table() + "\n", p.read_text()))'
 
 bench: install node
 	$(PY) bench/bench_status.py; $(PY) bench/bench_install.py
@@ -84,5 +98,8 @@ downgrade: install
 	cd "$$BACKSTAGE" && $(KNEXWRAP_BIN) plan --to "$$TO" $(KNEXWRAP_ARGS)
 	cd "$$BACKSTAGE" && $(KNEXWRAP_BIN) downgrade --to "$$TO" $(KNEXWRAP_ARGS) $(DOWNGRADE_ARGS)
 
+dist: install
+	$(PY) -m build --outdir dist .
+
 clean:
-	rm -rf $(VENV) $(PROJECT)/node_modules $(JUDGES)/node_modules $(DEMO_DIR)
+	rm -rf $(VENV) $(PROJECT)/node_modules $(JUDGES)/node_modules $(DEMO_DIR) dist

@@ -16,6 +16,9 @@ class KnexwrapError(Exception):
         self.message = message
         # What knex printed, kept for the user when knexwrap could not recognise it.
         self.output = output
+        # Structured facts for the JSON error document (e.g. "applied", "reverted": lists of files,
+        # "lock_held": bool), beside the message that says the same in words.
+        self.facts: dict[str, object] = {}
 
 
 class KnexFailed(KnexwrapError):
@@ -158,27 +161,55 @@ class Interrupted(KnexwrapError):
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "success"),
     (1, "knex failed with output knexwrap does not recognise (shown as knex printed it)"),
-    (2, "usage error: unknown option, missing argument"),
-    (3, "configuration error: missing variable, unknown plugin, ambiguous plugin, bad value, hostile input"),
+    (2, "usage error: unknown option or command, missing argument, invalid `--fmt`"),
+    (
+        3,
+        "configuration error: missing variable, unknown or ambiguous plugin, bad value, missing migrations folder, "
+        "no backend plugin found (status, doctor, snapshot, plan, downgrade), malformed or hostile app-config/.env "
+        "(alias bomb, too deep, `$include` cycle, not UTF-8), an unusable plugin id, a state folder that cannot be "
+        "used",
+    ),
     (4, "a tool is missing: node, the project's knex, or the database driver"),
-    (5, "the database server cannot be reached: connection refused, host not found"),
-    (6, "authentication failed"),
-    (7, "the plugin's database does not exist"),
-    (8, "the database is ahead of its migration files (knex: migration directory is corrupt)"),
+    (
+        5,
+        "the database server cannot be reached: connection refused, host not found (also `status` when no "
+        "database could be read)",
+    ),
+    (6, "authentication failed, or the database user does not exist"),
+    (7, "the plugin's database does not exist (a change needs it; `status` reports it as `absent`)"),
+    (
+        8,
+        'the database is ahead of its migration files (knex: "migration directory is corrupt"), or its table '
+        "holds another installed set's rows (`wrong_folder`, or two sets on one table: `conflict`)",
+    ),
     (9, "the migration lock is held"),
-    (10, "pending migrations (status --check)"),
-    (11, "no such migration: not run (down) or not found (up)"),
-    (12, "a migration failed"),
-    (13, "knexwrap's own timeout expired"),
+    (10, "pending migrations or an absent plugin database (`status --check`)"),
+    (11, "no such migration: not applied (`down`) or not pending (`up`)"),
+    (12, "a migration failed (the file and the database's message are named, and what was applied before it)"),
+    (13, "knexwrap's own timeout expired (what was applied before it is named)"),
     (14, "cancelled: the confirmation was declined or could not be asked"),
     (
         15,
-        "the backup before a revert failed, cannot be taken or does not read back (dump tool missing or too old, "
-        "the state folder not writable)",
+        "the backup before a revert failed, cannot be taken or does not read back (dump tool missing or older "
+        "than the server, the state folder not writable)",
     ),
-    (16, "a Backstage backend is connected to a database a downgrade would change (--force to go on)"),
-    (17, "doctor found problems (each is listed with its fix)"),
-    (18, "--sql cannot preview here: no scratch copy (the role may not create databases), or --sql=live not possible"),
+    (16, "a Backstage backend is connected to a database a downgrade would change (`--force` to go on)"),
+    (17, "`doctor` found problems (each listed with its fix)"),
+    (
+        18,
+        "`--sql` cannot preview here: no scratch copy (the role may not create databases, the dump failed), "
+        "or `--sql=live` not possible",
+    ),
     (19, "the database changed between the plan and the run: nothing was changed (or only the named prefix)"),
-    (130, "interrupted (Ctrl-C); 143: terminated (SIGTERM); the report says what was applied or reverted"),
+    (
+        130,
+        "interrupted (Ctrl-C). During a change the message says what was applied or reverted, what was stopped, "
+        "and the lock",
+    ),
+    (143, "terminated (SIGTERM); the report says what was applied or reverted"),
 )
+
+
+def exit_code_table() -> str:
+    """EXIT_CODES as the README's Markdown table (tests/test_output.py keeps the README equal to it)."""
+    return "\n".join(["| code | meaning |", "|---|---|", *(f"| {code} | {text} |" for code, text in EXIT_CODES)])

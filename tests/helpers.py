@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+from contract import validate
 
 from knexwrap.cli.main import main
 from knexwrap.install import sets
@@ -51,7 +52,11 @@ def knexwrap(
             code = main(list(args))
         finally:
             os.chdir(previous)
-    return Result(code, out.getvalue().decode(), err.getvalue().decode())
+    result = Result(code, out.getvalue().decode(), err.getvalue().decode())
+    if "--json" in args and result.out.strip():
+        # Every document the suite produces must keep the contract its schema states.
+        validate(result.json())
+    return result
 
 
 def sqlite_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -68,3 +73,17 @@ def write_migration(folder: Path, name: str, up: str, down: str = "") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     body = f"exports.up = async function up(knex) {{ {up} }};\nexports.down = async function down(knex) {{ {down} }};\n"
     (folder / name).write_text(body)
+
+
+def where(doc: Mapping[str, Any]) -> str:
+    """A JSON document's server, database and schema as one connection text (what knexwrap's text shows)."""
+    text = f"{doc['server']}/{doc['database']}" if doc.get("server") else str(doc["database"])
+    return f"{text} schema {doc['schema']}" if doc.get("schema") else text
+
+
+def verified(doc: Mapping[str, Any]) -> list[str]:
+    """downgrade's "verified" entries as one line each: "<where> <table>: N applied, M pending"."""
+    return [
+        f"{where(v)} {v['migrations_table']}: {len(v['applied'])} applied, {len(v['pending'])} pending"
+        for v in doc["verified"]
+    ]

@@ -879,14 +879,14 @@ def test_client_flag_other_than_app_config_says_which_client_app_config_names(pr
 def test_downgrade_plan_counts_nothing_applied_at_start_under_skip_migrations() -> None:
     from knexwrap.state.report import DatabaseReport, MigrationRow, SetReport
     from knexwrap.upgrade.plan import _set_plan
-    from knexwrap.upgrade.target import TargetInstall
+    from knexwrap.upgrade.target import Destination, TargetInstall
 
     rows = (MigrationRow("1_a.js", "applied", 1), MigrationRow("3_c.js", "applied", 1))
-    found = SetReport("p", "2.0.0", "knex_migrations", "/nowhere", "in sync", True, "3", False, 1, None, {}, rows)
+    found = SetReport("p", "2.0.0", "knex_migrations", "/nowhere", "in_sync", True, "3", False, 1, None, {}, rows)
     key = ("catalog", "knex_migrations")
-    target = TargetInstall("older", {key: ("1_a.js", "2_b.js")}, {key: "1.0.0"}, {})
+    target = TargetInstall(Destination("install", "older"), {key: ("1_a.js", "2_b.js")}, {key: "1.0.0"}, {})
     for skip, on_start in ((False, ("2_b.js",)), (True, ())):
-        db = DatabaseReport("catalog", "pg", "postgresql://x", "in sync", None, (found,), skip)
+        db = DatabaseReport("catalog", "pg", "postgresql://x", "in_sync", None, (found,), skip)
         planned = _set_plan(db, found, target, key)
         assert planned is not None
         assert (planned.revert, planned.applies_on_start) == (("3_c.js",), on_start)

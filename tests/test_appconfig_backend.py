@@ -54,7 +54,7 @@ def test_relative_sqlite_directory_is_where_the_backend_made_its_files(tmp_path:
 
     status = knexwrap("status", "catalog", "--json", cwd=project)
     assert status.code == 0, status.err
-    assert (status.json()["database"], status.json()["state"]) == (str(in_backend), "in sync")
+    assert (status.json()["database"], status.json()["state"]) == (str(in_backend), "in_sync")
     described = {p["plugin"]: p for p in knexwrap("config", "--json", cwd=project).json()["plugins"]}
     assert described["catalog"]["sqlite_file"] == str(in_backend)
     assert described["catalog"]["notes"] == [f"db/catalog.sqlite is relative: found under {backend}"]
@@ -137,7 +137,7 @@ def test_pg_knex_config_search_path_keeps_the_tables_in_its_schema(pg: PgServer,
     assert pg_rows(pg, database, "tenant.knex_migrations")() == [(n, 1) for n in CATALOG]
     assert psql_rows(pg, database, "select to_regclass('public.knex_migrations') is null") == [("t",)]
     status = knexwrap("status", "catalog", "--json", cwd=project).json()
-    assert (status["database"], status["state"], status["counts"]["applied"]) == (target, "in sync", len(CATALOG))
+    assert (status["database"], status["state"], status["counts"]["applied"]) == (target, "in_sync", len(CATALOG))
 
     described = {p["plugin"]: p for p in knexwrap("config", "--json", cwd=project).json()["plugins"]}
     assert described["catalog"]["knex_config"] == {
@@ -224,7 +224,7 @@ def test_pg_role_is_set_on_every_connection(pg: PgServer, prefix: str, role: str
         )
         assert owners == [(role, role)]
         status = knexwrap("status", "catalog", "--json", cwd=project).json()
-        assert (status["state"], status["counts"]["applied"]) == ("in sync", len(CATALOG))
+        assert (status["state"], status["counts"]["applied"]) == ("in_sync", len(CATALOG))
         described = {p["plugin"]: p["role"] for p in knexwrap("config", "--json", cwd=project).json()["plugins"]}
         assert described == {"app": None, "catalog": role}
     finally:

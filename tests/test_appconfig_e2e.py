@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from helpers import PLUGINS, PROJECT, knexwrap, sqlite_rows
+from helpers import where as located
 from servers import MariaServer, PgServer, create_database, drop_database, mysql_rows, psql_rows, unique_name
 
 CATALOG = [
@@ -85,8 +86,9 @@ def listing(header: str, states: list[tuple[str, str]], summary: str) -> str:
 
 
 def simple_table(header: list[str], *rows: list[str]) -> str:
-    """tabulate's "simple" format: each column as wide as its widest cell or its header + 2, two spaces apart."""
-    widths = [max(len(header[i]) + 2, *(len(r[i]) for r in rows)) for i in range(len(header))]
+    """tabulate's "simple" format as knexwrap prints it: each column as wide as its widest cell or header, two
+    spaces apart (knexwrap sets tabulate's MIN_PADDING to 0)."""
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]
     lines = [header, ["-" * w for w in widths], *rows]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines) + "\n"
 
@@ -113,9 +115,9 @@ def walk(project: Path, target: str, rows: Callable[[], Rows], when_applied: Cal
     status = knexwrap("status", "catalog", "--json", cwd=project)
     assert status.code == 0, status.err
     doc = status.json()
-    assert (doc["command"], doc["plugin"], doc["package"], doc["database"]) == ("status", "catalog", PACKAGE, target)
+    assert (doc["command"], doc["plugin"], doc["package"], located(doc)) == ("status", "catalog", PACKAGE, target)
     assert (doc["state"], doc["table_exists"], doc["current_version"], doc["locked"]) == (
-        "in sync",
+        "in_sync",
         True,
         "20240401000000",
         False,
@@ -156,7 +158,7 @@ def pg_rows(pg: PgServer, database: str, table: str = "knex_migrations") -> Call
 def databases(doc: dict[str, Any]) -> dict[str, tuple[str, list[tuple[str, int, int, str]]]]:
     """A whole-install report as {database: (state, [(set table, applied, pending, set state)])}."""
     return {
-        d["database"]: (
+        located(d): (
             d["state"],
             [(s["migrations_table"], s["counts"]["applied"], s["counts"]["pending"], s["state"]) for s in d["sets"]],
         )
@@ -189,7 +191,7 @@ def test_pg_database_mode_from_app_config_and_env_file(pg: PgServer, prefix: str
         server = f"postgresql://{pg.user}@{pg.host}:{pg.port}"
         assert databases(report.json()) == {
             f"{server}/{prefix}app": ("absent", []),
-            target: ("in sync", [("knex_migrations", 4, 0, "in sync")]),
+            target: ("in_sync", [("knex_migrations", 4, 0, "in_sync")]),
             f"{server}/{prefix}retired": ("orphan", []),
         }
 
@@ -216,14 +218,14 @@ def test_pg_schema_mode_keeps_knex_migrations_in_the_plugin_schema(pg: PgServer,
         doc = report.json()
         assert databases(doc) == {
             f"postgresql://{pg.user}@{pg.host}:{pg.port}/{shared} schema bs_app": ("absent", []),
-            target: ("in sync", [("knex_migrations", 4, 0, "in sync")]),
+            target: ("in_sync", [("knex_migrations", 4, 0, "in_sync")]),
         }
         assert doc["summary"] == {
             "orphan": 0,
             "unused": 0,
-            "wrong folder": 0,
+            "wrong_folder": 0,
             "conflict": 0,
-            "in sync": 1,
+            "in_sync": 1,
             "absent": 1,
             "behind": 0,
             "locked": 0,
@@ -263,12 +265,17 @@ backend:
     project = make_project(tmp_path / "backstage", {"app-config.yaml": config})
     create_database(pg, shared)
     error = f'knexwrap: error: schema "bs_app" does not exist in database "{shared}"\n'
-    for args in (["status", "app"], ["current", "app"], ["latest", "app", "--yes"], ["rollback", "app", "--yes"]):
+    for args in (["current", "app"], ["latest", "app", "--yes"], ["rollback", "app", "--yes"]):
         result = knexwrap(*args, cwd=project)
         assert (result.code, result.out, result.err) == (7, "", error), args
-    as_json = knexwrap("status", "app", "--json", cwd=project)
-    assert as_json.json() == {
-        "error": {"code": "database_missing", "message": error[len("knexwrap: error: ") : -1], "exit_code": 7}
+    # status says it as the state "absent", the schema being the plugin's database in schema mode.
+    status = knexwrap("status", "app", "--json", cwd=project)
+    assert (status.code, status.json()["schema"], status.json()["state"]) == (0, "bs_app", "absent")
+    as_json = knexwrap("current", "app", "--json", cwd=project)
+    assert as_json.json()["error"] == {
+        "code": "database_missing",
+        "message": error[len("knexwrap: error: ") : -1],
+        "exit_code": 7,
     }
     assert psql_rows(pg, shared, "select nspname from pg_namespace where nspname like 'bs%'") == []
     assert psql_rows(pg, shared, "select tablename from pg_tables where schemaname = 'public'") == []
@@ -302,11 +309,11 @@ backend:
     assert latest.code == 0, latest.err
     assert latest.json()["done"] == CATALOG
     assert pg_rows(pg, other)() == [(n, 1) for n in CATALOG]
-    app = knexwrap("status", "app", cwd=project)  # prefix + plugin id, not the string's "ignored"
+    app = knexwrap("current", "app", cwd=project)  # prefix + plugin id, not the string's "ignored"
     results.append(app)
     assert (app.code, app.out, app.err) == (7, "", f'knexwrap: error: database "{prefix}app" does not exist\n')
 
-    table = knexwrap("config", cwd=project)
+    table = knexwrap("config", "--wide", cwd=project)
     results.append(table)
     assert table.code == 0, table.err
     from_base, from_plugin = "app-config.yaml: backend.database", "app-config.yaml: backend.database.plugin.catalog"
@@ -323,6 +330,7 @@ backend:
     results.append(one)
     assert one.json().pop("repository")["root"] == str(project)
     assert {k: v for k, v in one.json().items() if k != "repository"} == {
+        "schema_version": 1,
         "command": "config",
         "plugins": [
             {
@@ -335,8 +343,8 @@ backend:
                 "schema": None,
                 "sqlite_file": None,
                 "user": pg.user,
-                "password": "set",
                 "migrations_tables": ["knex_migrations"],
+                "password_set": True,
                 "role": None,
                 "skip_migrations": False,
                 "ensure_exists": True,
@@ -471,7 +479,7 @@ backend:
         assert report.code == 0, report.err
         assert databases(report.json()) == {
             f"{server}/{maria_prefix}app": ("absent", []),
-            target: ("in sync", [("knex_migrations", 4, 0, "in sync")]),
+            target: ("in_sync", [("knex_migrations", 4, 0, "in_sync")]),
             f"{server}/{maria_prefix}retired": ("orphan", []),
         }
 
@@ -488,7 +496,7 @@ def test_better_sqlite3_with_connection_directory(tmp_path: Path) -> None:
     folder = project / "data" / "sqlite"
     db = folder / "catalog.sqlite"
 
-    absent = knexwrap("status", "catalog", cwd=project)
+    absent = knexwrap("current", "catalog", cwd=project)
     assert (absent.code, absent.err) == (7, f"knexwrap: error: SQLite database {db} does not exist\n")
     # Backstage makes the folder when the backend starts; knex would fail half-way without it.
     no_folder = knexwrap("latest", "catalog", "--yes", cwd=project)
@@ -506,7 +514,7 @@ def test_better_sqlite3_with_connection_directory(tmp_path: Path) -> None:
         assert report.code == 0, report.err
         assert databases(report.json()) == {
             str(folder / "app.sqlite"): ("absent", []),
-            str(db): ("in sync", [("knex_migrations", 4, 0, "in sync")]),
+            str(db): ("in_sync", [("knex_migrations", 4, 0, "in_sync")]),
             str(folder / "retired.sqlite"): ("orphan", []),
         }
 
@@ -514,9 +522,11 @@ def test_better_sqlite3_with_connection_directory(tmp_path: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == ["catalog.sqlite", "retired.sqlite"]
 
     described = knexwrap("config", "--json", cwd=project).json()
-    assert [(p["plugin"], p["client"], p["sqlite_file"], p["host"], p["password"]) for p in described["plugins"]] == [
-        ("app", "better-sqlite3", str(folder / "app.sqlite"), None, "not set"),
-        ("catalog", "better-sqlite3", str(db), None, "not set"),
+    assert [
+        (p["plugin"], p["client"], p["sqlite_file"], p["host"], p["password_set"]) for p in described["plugins"]
+    ] == [
+        ("app", "better-sqlite3", str(folder / "app.sqlite"), None, False),
+        ("catalog", "better-sqlite3", str(db), None, False),
     ]
 
 
@@ -558,5 +568,6 @@ def test_bad_configuration_is_one_line_and_exit_3(tmp_path: Path, config: str, e
         assert (result.code, result.out, result.err) == (3, "", f"knexwrap: error: {error}\n"), args
     as_json = knexwrap("status", "catalog", "--json", cwd=project, env={"KNEXWRAP_UNSET_VAR": None})
     assert as_json.code == 3
-    assert as_json.json() == {"error": {"code": "config", "message": error, "exit_code": 3}}
+    assert as_json.json()["error"] == {"code": "config", "message": error, "exit_code": 3}
+    assert (as_json.json()["command"], as_json.json()["plugin"]) == ("status", "catalog")
     assert as_json.err == f"knexwrap: error: {error}\n"

@@ -192,7 +192,7 @@ def test_the_guides_mistake_is_named_and_refused(migrated: Migrated, pg: PgServe
     ok(knex(migrated.project, pg, db, "migrate:latest", migrated.project / "node_modules" / CATALOG / "migrations"))
     try:
         status = migrated.run("status", "app", "--json")
-        assert status.json()["state"] == "wrong folder"
+        assert status.json()["state"] == "wrong_folder"
         assert [r["name"] for r in status.json()["rows_of_other_sets"]] == catalog_files
         assert status.json()["counts"]["missing"] == 0  # never "ahead"
         text = migrated.run("status", "app")

@@ -71,7 +71,7 @@ def test_an_unclaimed_table_is_an_orphan_set_with_its_rows(db: Db) -> None:
     result = db.run("status", "--json", "--check")
     assert result.code == 0, result.out
     [catalog] = result.json()["databases"]
-    assert catalog["state"] == "in sync"
+    assert catalog["state"] == "in_sync"
     sets = {s["migrations_table"]: s for s in catalog["sets"]}
     assert sorted(sets) == sorted(["knex_migrations", SCHEDULER_TABLE, RETIRED])
     orphan = sets[RETIRED]
@@ -79,7 +79,7 @@ def test_an_unclaimed_table_is_an_orphan_set_with_its_rows(db: Db) -> None:
     assert [(m["name"], m["state"], m["batch"]) for m in orphan["migrations"]] == [(n, "applied", 1) for n in APP_FILES]
     single = db.run("status", "catalog", "--json").json()
     assert [(s["migrations_table"], s["state"]) for s in single["other_sets"]] == [
-        (SCHEDULER_TABLE, "in sync"),
+        (SCHEDULER_TABLE, "in_sync"),
         (RETIRED, "orphan"),
     ]
 

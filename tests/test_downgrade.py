@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from backstage import CATALOG, DEFAULTS, SCHEDULER_TABLE, knex, make_project, ok
-from helpers import knexwrap
+from helpers import knexwrap, verified
 from servers import PgServer, create_database, drop_database, psql_rows, unique_name
 
 CORRUPT = "The migration directory is corrupt"
@@ -65,7 +65,7 @@ def test_the_older_install_fails_before_and_starts_clean_after(up_and_down: tupl
     )
     assert result.code == 0, result.err
     doc = result.json()
-    reverted = [(s["table"], s["name"]) for s in doc["steps"] if s["status"] == "reverted"]
+    reverted = [(s["migrations_table"], s["name"]) for s in doc["steps"] if s["state"] == "reverted"]
     assert reverted == [("knex_migrations", n) for n in newer_catalog_files(up)] + [
         (SCHEDULER_TABLE, "20250411000000_last_run.js")
     ]
@@ -82,7 +82,7 @@ def test_the_older_install_fails_before_and_starts_clean_after(up_and_down: tupl
         ("1", "kept"),
         ("2", "also kept"),
     ]
-    assert doc["verified"] == [
+    assert verified(doc) == [
         f"postgresql://{pg.user}@{pg.host}:{pg.port}/{up.db} knex_migrations: 30 applied, 0 pending",
         f"postgresql://{pg.user}@{pg.host}:{pg.port}/{up.db} {SCHEDULER_TABLE}: 2 applied, 0 pending",
     ]
@@ -98,7 +98,7 @@ def test_plan_names_every_file_newest_first_and_changes_nothing(up_and_down: tup
     before = psql_rows(pg, up.db, "select count(*) from knex_migrations")
     result = knexwrap("plan", "--to", str(up.old), "--prefix", up.prefix, "--json", cwd=up.new, env=up.env)
     assert result.code == 0, result.err
-    sets = {s["table"]: s for s in result.json()["sets"]}
+    sets = {s["migrations_table"]: s for s in result.json()["sets"]}
     assert sets["knex_migrations"]["revert"] == newer_catalog_files(up)
     assert (sets["knex_migrations"]["version_now"], sets["knex_migrations"]["version_target"]) == ("4.0.5", "1.24.0")
     assert sets[SCHEDULER_TABLE]["revert"] == ["20250411000000_last_run.js"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from backstage import AUTH, CATALOG, DEFAULTS, SCAFFOLDER, SCHEDULER_TABLE, knex, make_project, ok, swap
-from helpers import ROOT, Result, fresh, knexwrap, sqlite_rows
+from helpers import ROOT, Result, fresh, knexwrap, sqlite_rows, verified, where
 from servers import PgServer, create_database, drop_database, psql_rows, unique_name
 
 from knexwrap.install import sets
@@ -132,7 +132,7 @@ def test_after_the_code_swap_doctor_names_the_fix_and_the_downgrade_reverts_from
         f"ahead: {where} knex_migrations\n"
         f"  the database is ahead of the installed {CATALOG} 1.24.0: {detail}\n"
         f"  fix: knexwrap downgrade --to {project} --prefix {prefix}\n"
-        "1 problems in 1 database x migration set pairs\n"
+        "1 problem in 1 database x migration set pairs\n"
     )
     finding = run("doctor", "--prefix", prefix, "--json", cwd=project, env=env).json()["findings"]
     assert [(f["problem"], f["files"], f["fix"]) for f in finding] == [
@@ -140,16 +140,16 @@ def test_after_the_code_swap_doctor_names_the_fix_and_the_downgrade_reverts_from
     ]
 
     plan = run("plan", "--to", str(project), "--prefix", prefix, "--json", cwd=project, env=env).json()
-    assert [(s["table"], s["revert"], s["files_from"]) for s in plan["sets"]] == [
+    assert [(s["migrations_table"], s["revert"], s["files_from"]) for s in plan["sets"]] == [
         ("knex_migrations", new[::-1], "archive")
     ]
 
     fix = run("downgrade", "--to", str(project), "--prefix", prefix, "--yes", "--json", cwd=project, env=env)
     assert fix.code == 0, fix.err
     doc = fix.json()
-    assert [(s["name"], s["status"]) for s in doc["steps"]] == [(n, "reverted") for n in new[::-1]]
+    assert [(s["name"], s["state"]) for s in doc["steps"]] == [(n, "reverted") for n in new[::-1]]
     assert doc["failure"] is None
-    assert doc["verified"] == [f"{where} knex_migrations: 30 applied, 0 pending"]
+    assert verified(doc) == [f"{where} knex_migrations: 30 applied, 0 pending"]
     assert applied(pg, db) == old
 
     # The raw knex CLI with the 1.24.0 folder, as the older backend runs it: clean, nothing pending.
@@ -188,13 +188,14 @@ def test_auth_back_to_a_release_without_a_plugin_id(
     plan = run("plan", "--to", str(old), "--prefix", prefix, "--json", cwd=new, env=env)
     assert plan.code == 0, plan.err
     assert [
-        (s["plugin"], s["table"], s["version_now"], s["version_target"], s["revert"]) for s in plan.json()["sets"]
+        (s["plugin"], s["migrations_table"], s["version_now"], s["version_target"], s["revert"])
+        for s in plan.json()["sets"]
     ] == [("auth", "knex_migrations", "0.31.0", "0.17.4", newer[::-1])]
     result = run("downgrade", "--to", str(old), "--prefix", prefix, "--yes", "--json", cwd=new, env=env)
     assert result.code == 0, result.err
     doc = result.json()
-    assert [(s["name"], s["status"]) for s in doc["steps"]] == [(n, "reverted") for n in newer[::-1]]
-    assert doc["verified"] == [f"postgresql://{pg.user}@{pg.host}:{pg.port}/{db} knex_migrations: 4 applied, 0 pending"]
+    assert [(s["name"], s["state"]) for s in doc["steps"]] == [(n, "reverted") for n in newer[::-1]]
+    assert verified(doc) == [f"postgresql://{pg.user}@{pg.host}:{pg.port}/{db} knex_migrations: 4 applied, 0 pending"]
     assert applied(pg, db) == names(folder(old, AUTH))
     assert ("sessions",) not in psql_rows(pg, db, tables)
     listing = ok(knex(old, pg, db, "migrate:list", folder(old, AUTH)))
@@ -231,11 +232,11 @@ def test_one_downgrade_reverts_the_scheduler_set_in_every_database(
     assert result.code == 0, result.err
     doc = result.json()
     url = f"postgresql://{pg.user}@{pg.host}:{pg.port}/"
-    assert [(s["database"], s["table"], s["name"], s["status"]) for s in doc["steps"]] == [
+    assert [(where(s), s["migrations_table"], s["name"], s["state"]) for s in doc["steps"]] == [
         (url + dbs[plugin], SCHEDULER_TABLE, last_run, "reverted") for plugin in ("catalog", "scaffolder")
     ]
     assert [Path(b).name.rsplit("-", 1)[0] for b in doc["backups"]] == [dbs["catalog"], dbs["scaffolder"]]
-    assert doc["verified"] == [
+    assert verified(doc) == [
         f"{url}{dbs[plugin]} {SCHEDULER_TABLE}: 2 applied, 0 pending" for plugin in ("catalog", "scaffolder")
     ]
     for db in dbs.values():
@@ -271,7 +272,7 @@ def test_back_to_exactly_what_the_snapshot_recorded(
     assert taken.code == 0, taken.err
     doc = json.loads(snap.read_text())
     [catalog_db] = [d for d in doc["databases"] if d["plugin"] == "catalog"]
-    assert {s["table"]: s["applied"] for s in catalog_db["sets"]} == before
+    assert {s["table"]: s["applied"] for s in catalog_db["sets"]} == before  # the snapshot file's own format
 
     swap(project, CATALOG, "4.0.5")
     swap(project, DEFAULTS, "0.10.0")
@@ -283,16 +284,17 @@ def test_back_to_exactly_what_the_snapshot_recorded(
     assert plan.code == 0, plan.err
     newer = [n for n in names(folder(project, CATALOG)) if n not in {r["name"] for r in before["knex_migrations"]}]
     assert [
-        (s["table"], s["version_now"], s["version_target"], s["revert"], s["files_from"]) for s in plan.json()["sets"]
+        (s["migrations_table"], s["version_now"], s["version_target"], s["revert"], s["files_from"])
+        for s in plan.json()["sets"]
     ] == [
         ("knex_migrations", "4.0.5", "1.24.0", newer[::-1], "install"),
         (SCHEDULER_TABLE, "0.10.0", "0.9.0", ["20250411000000_last_run.js"], "install"),
     ]
-    assert plan.json()["to"] == f"the snapshot {snap} of {doc['taken_at']}"
+    assert plan.json()["to"] == {"kind": "snapshot", "path": str(snap), "taken_at": doc["taken_at"]}
 
     result = run("downgrade", "--to", str(snap), "--prefix", prefix, "--yes", "--json", cwd=project, env=env)
     assert result.code == 0, result.err
-    assert [(s["table"], s["name"]) for s in result.json()["steps"]] == [
+    assert [(s["migrations_table"], s["name"]) for s in result.json()["steps"]] == [
         *(("knex_migrations", n) for n in newer[::-1]),
         (SCHEDULER_TABLE, "20250411000000_last_run.js"),
     ]
@@ -410,15 +412,15 @@ def test_a_down_migration_failing_part_way_is_reported_exactly_and_the_backup_re
         'relation "items_archive_log" does not exist'
     )
     flaky_url, notes_url = url(pg, dbs["flaky"]), url(pg, dbs["notes"])
-    assert [(s["database"], s["table"], s["name"], s["status"], s["message"]) for s in doc["steps"]] == [
+    assert [(where(s), s["migrations_table"], s["name"], s["state"], s["message"]) for s in doc["steps"]] == [
         (flaky_url, "knex_migrations", "20240105000000_audit.js", "reverted", None),
         (flaky_url, "knex_migrations", "20240104000000_items_archive.js", "failed", message),
-        (flaky_url, "knex_migrations", "20240103000000_item_notes.js", "not run", None),
-        (flaky_url, SCHEDULER_TABLE, "20250411000000_last_run.js", "not run", None),
-        (notes_url, "knex_migrations", "20240201000000_pinned.js", "not run", None),
+        (flaky_url, "knex_migrations", "20240103000000_item_notes.js", "not_run", None),
+        (flaky_url, SCHEDULER_TABLE, "20250411000000_last_run.js", "not_run", None),
+        (notes_url, "knex_migrations", "20240201000000_pinned.js", "not_run", None),
     ]
     assert doc["failure"] == {"code": "migration_failed", "message": message, "exit_code": 12}
-    assert doc["verified"] == []
+    assert verified(doc) == []
     assert result.err.endswith(f"knexwrap: error: {message}\n")
 
     # Exactly that happened, nothing else: audit reverted, the failed down's first step done, the rest as it was.
@@ -479,17 +481,15 @@ def test_sqlite_catalog_upgrade_and_downgrade_with_a_copy_of_the_file(tmp_path: 
     swap(project, CATALOG, "1.24.0")
     doctor = run("doctor", *sqlite, "--json", cwd=project, env={})
     assert doctor.code == 17, doctor.err
-    assert [(f["database"], f["files"], f["fix"]) for f in doctor.json()["findings"]] == [
+    assert [(where(f), f["files"], f["fix"]) for f in doctor.json()["findings"]] == [
         (str(db), new, f"knexwrap downgrade --to {project} {' '.join(sqlite)}")
     ]
     before = sqlite_state(db)
     result = run("downgrade", "--to", str(project), *sqlite, "--yes", "--json", cwd=project, env={})
     assert result.code == 0, result.err
     doc = result.json()
-    assert [(s["database"], s["name"], s["status"]) for s in doc["steps"]] == [
-        (str(db), n, "reverted") for n in new[::-1]
-    ]
-    assert doc["verified"] == [f"{db} knex_migrations: 30 applied, 0 pending"]
+    assert [(where(s), s["name"], s["state"]) for s in doc["steps"]] == [(str(db), n, "reverted") for n in new[::-1]]
+    assert verified(doc) == [f"{db} knex_migrations: 30 applied, 0 pending"]
     assert [r[0] for r in sqlite_rows(db, "select name from knex_migrations order by id")] == old
     assert sqlite_rows(db, "select id, note from operator_notes order by id") == [(1, "kept"), (2, "also kept")]
     # The backup is a copy of the file as it was before the first change.
@@ -538,7 +538,7 @@ def test_without_pg_dump_a_clear_refusal_then_no_backup_works(
     result = run(*args, "--no-backup", "--json", cwd=new, env={**env, "PATH": str(bin_dir)})
     assert result.code == 0, result.err
     doc = result.json()
-    assert (doc["backups"], [(s["name"], s["status"]) for s in doc["steps"]]) == (
+    assert (doc["backups"], [(s["name"], s["state"]) for s in doc["steps"]]) == (
         [],
         [("20240201000000_pinned.js", "reverted")],
     )
@@ -573,7 +573,7 @@ def test_makefile_pre_upgrade_post_upgrade_and_downgrade(
     pre = make("pre-upgrade", *where, env=env)
     assert pre.returncode == 0, pre.stderr
     [snap] = (project / ".knexwrap" / "snapshots").iterdir()
-    assert f"snapshot of 1 databases and 1 migration sets written to {snap}" in pre.stdout
+    assert f"snapshot of 1 database and 1 migration set written to {snap}" in pre.stdout
 
     plugin_package(project, NOTES, "notes", "2.0.0", {**NOTES_FILES, **NOTES_NEWER})  # yarn install
     pending = make("post-upgrade", *where, env=env)

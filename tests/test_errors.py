@@ -101,7 +101,10 @@ def test_ambiguous_plugin_lists_what_was_found(tmp_path: Path) -> None:
         "x (@b/plugin-x-backend); name the package instead",
     )
     by_package = knexwrap("status", "@b/plugin-x-backend", *sqlite(tmp_path), cwd=project)
-    assert by_package.code == 7  # resolved; its SQLite file just does not exist
+    assert (by_package.code, by_package.out.splitlines()[0]) == (  # resolved; its SQLite file does not exist yet
+        0,
+        f"x (@b/plugin-x-backend) in {tmp_path}/x.sqlite, table knex_migrations",
+    )
 
 
 def test_a_module_sharing_the_plugin_id_does_not_make_it_ambiguous(tmp_path: Path) -> None:
@@ -112,7 +115,7 @@ def test_a_module_sharing_the_plugin_id_does_not_make_it_ambiguous(tmp_path: Pat
             "@a/plugin-x-backend-module-y": ("x", "backend-plugin-module"),
         },
     )
-    result = knexwrap("status", "x", *sqlite(tmp_path), cwd=project)
+    result = knexwrap("current", "x", *sqlite(tmp_path), cwd=project)
     assert result.err == f"knexwrap: error: SQLite database {tmp_path}/x.sqlite does not exist\n"
 
 
@@ -121,7 +124,8 @@ def test_env_file_and_the_real_environment(pg: PgServer, pg_database: str, tmp_p
     env_file.write_text(f"POSTGRES_HOST={pg.host}\nPOSTGRES_PORT={pg.port}\nPOSTGRES_USER={pg.user}\n")
     from_file = knexwrap("current", "catalog", "--database", pg_database, "--env-file", str(env_file), "--json")
     assert from_file.code == 0, from_file.err
-    assert from_file.json()["database"] == f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg_database}"
+    doc = from_file.json()
+    assert (doc["server"], doc["database"]) == (f"postgresql://{pg.user}@{pg.host}:{pg.port}", pg_database)
     # A variable set in the shell wins over the file: here it points at a closed port.
     shell_wins = knexwrap(
         "current", "catalog", "--database", pg_database, "--env-file", str(env_file), env={"POSTGRES_PORT": "1"}
@@ -140,7 +144,7 @@ def test_dot_env_in_the_project_folder(pg: PgServer, pg_database: str, tmp_path:
     (project / "node_modules" / "pg").symlink_to(FIXTURE_MODULES / "pg")
     result = knexwrap("status", "x", "--database", pg_database, "--json", cwd=project)
     assert result.code == 0, result.err
-    assert result.json()["state"] == "in sync"
+    assert result.json()["state"] == "in_sync"
 
 
 def test_ask_password_prompts_and_keeps_it_out_of_output(pg: PgServer, pg_database: str) -> None:
@@ -156,5 +160,13 @@ def test_every_command_gives_a_json_error_document(command: str) -> None:
     result = knexwrap(command, "no-such-plugin", "--json", env={"POSTGRES_HOST": "x", "POSTGRES_USER": "y"})
     assert result.code == 3
     doc = result.json()
-    assert set(doc) == {"error"} and doc["error"]["code"] == "plugin_not_found" and doc["error"]["exit_code"] == 3
+    assert doc["error"]["code"] == "plugin_not_found" and doc["error"]["exit_code"] == 3
+    where = {k: doc[k] for k in ("schema_version", "command", "plugin", "server", "database")}
+    assert where == {
+        "schema_version": 1,
+        "command": command,
+        "plugin": "no-such-plugin",
+        "server": None,
+        "database": None,
+    }
     assert os.linesep not in doc["error"]["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from backstage import AUTH, CATALOG, DEFAULTS, SCAFFOLDER, SCHEDULER_TABLE, fetch, knex, make_project, ok
+from contract import validate
 from helpers import PLUGINS, knexwrap
 from servers import PgServer, create_database, drop_database, psql_rows, unique_name
 
@@ -60,7 +62,7 @@ def install(pg: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def whole(install: Install, *args: str) -> tuple[int, dict[str, dict[str, object]], dict[str, object]]:
     result = knexwrap("status", "--prefix", install.prefix, "--json", *args, cwd=install.project, env=install.env)
     doc = result.json()
-    return result.code, {str(d["database"]).rsplit("/", 1)[1]: d for d in doc["databases"]}, doc
+    return result.code, {str(d["database"]): d for d in doc["databases"]}, doc
 
 
 def sets_by_table(database: dict[str, object]) -> dict[str, dict[str, object]]:
@@ -74,7 +76,7 @@ def test_every_database_and_set_matches_the_database_row_by_row(install: Install
     assert code == 0
     assert {name: d["state"] for name, d in dbs.items()} == {
         install.db("app"): "absent",
-        install.db("auth"): "in sync",
+        install.db("auth"): "in_sync",
         install.db("catalog"): "ahead",
         install.db("retired"): "orphan",
         install.db("scaffolder"): "locked",
@@ -82,9 +84,9 @@ def test_every_database_and_set_matches_the_database_row_by_row(install: Install
     assert doc["summary"] == {
         "orphan": 1,
         "unused": 0,
-        "wrong folder": 0,
+        "wrong_folder": 0,
         "conflict": 0,
-        "in sync": 1,
+        "in_sync": 1,
         "absent": 1,
         "behind": 0,
         "locked": 1,
@@ -107,7 +109,7 @@ def test_sets_of_each_database(install: Install) -> None:
     catalog = sets_by_table(dbs[install.db("catalog")])
     assert set(catalog) == {"knex_migrations", SCHEDULER_TABLE}
     assert (catalog["knex_migrations"]["state"], catalog["knex_migrations"]["counts"]) == (
-        "in sync",
+        "in_sync",
         {"applied": 47, "pending": 0, "missing": 0},
     )
     assert catalog[SCHEDULER_TABLE]["state"] == "ahead"
@@ -159,6 +161,17 @@ def test_check_exit_codes(install: Install) -> None:
     assert check("scaffolder") == 9
     assert check("auth") == 0
     assert check(env={"POSTGRES_PORT": "1"}) == 5
+    # app's database does not exist yet: the state "absent" and code 10 in both forms, never 7.
+    assert check("app") == 10
+    alone = knexwrap("status", "app", "--prefix", install.prefix, "--json", cwd=install.project, env=install.env)
+    assert (alone.code, alone.json()["state"], alone.json()["counts"]["pending"]) == (0, "absent", 2)
+    without_auth = {"POSTGRES_PORT": "1"}
+    assert (
+        knexwrap(
+            "status", "app", "--prefix", install.prefix, cwd=install.project, env={**install.env, **without_auth}
+        ).code
+        == 5
+    )
 
 
 def test_check_reports_pending(install: Install, pg: PgServer) -> None:
@@ -180,7 +193,7 @@ def test_unreachable_databases_are_rows_not_a_crash(install: Install) -> None:
     result = knexwrap(
         "status", "--prefix", install.prefix, "--json", cwd=install.project, env={**install.env, "POSTGRES_PORT": "1"}
     )
-    assert result.code == 0
+    assert result.code == 5  # nothing could be read: never a green result over nothing, --check or not
     states = {d["plugin"]: (d["state"], d["error"]) for d in result.json()["databases"]}
     assert states["catalog"] == ("unreachable", "connection refused by 127.0.0.1:1: is the database server running?")
     assert result.json()["notes"][0].startswith("could not list the databases of postgresql://")
@@ -190,20 +203,11 @@ def test_text_report(install: Install) -> None:
     result = knexwrap("status", "--prefix", install.prefix, cwd=install.project, env=install.env)
     assert result.code == 0
     lines = result.out.splitlines()
-    assert lines[0].split() == [
-        "database",
-        "set",
-        "table",
-        "applied",
-        "pending",
-        "missing",
-        "current",
-        "lock",
-        "last",
-        "batch",
-        "state",
-    ]
-    assert "5 databases: 1 orphan, 1 in sync, 1 absent, 1 locked, 1 ahead" in lines
+    env = install.env
+    assert lines[0] == f"server postgresql://{env['POSTGRES_USER']}@{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}"
+    headers = ["database", "set", "table", "applied", "pending", "missing", "last", "batch", "state"]
+    assert lines[2].split() == headers
+    assert "5 databases: 1 orphan, 1 in_sync, 1 absent, 1 locked, 1 ahead" in lines
     assert any("20250411000000_last_run.js" in line and SCHEDULER_TABLE in line for line in lines)
     assert result.err == ""  # no progress lines when stderr is not a terminal
 
@@ -211,7 +215,7 @@ def test_text_report(install: Install) -> None:
 def test_status_plugin_shows_every_set_of_its_database(install: Install) -> None:
     result = knexwrap("status", "catalog", "--prefix", install.prefix, "--json", cwd=install.project, env=install.env)
     doc = result.json()
-    assert (doc["migrations_table"], doc["state"]) == ("knex_migrations", "in sync")
+    assert (doc["migrations_table"], doc["state"]) == ("knex_migrations", "in_sync")
     assert [(s["migrations_table"], s["state"]) for s in doc["other_sets"]] == [(SCHEDULER_TABLE, "ahead")]
     text = knexwrap("status", "catalog", "--prefix", install.prefix, cwd=install.project, env=install.env).out
     assert "other migration sets in this database:" in text
@@ -220,7 +224,7 @@ def test_status_plugin_shows_every_set_of_its_database(install: Install) -> None
 
 def test_plugins_without_plugin_id_are_found_by_the_known_table(tmp_path: Path) -> None:
     project = make_project(tmp_path, {AUTH: "0.17.4"})
-    result = knexwrap("status", "auth", "--client", "better-sqlite3", "--sqlite-dir", str(tmp_path), cwd=project)
+    result = knexwrap("current", "auth", "--client", "better-sqlite3", "--sqlite-dir", str(tmp_path), cwd=project)
     assert result.err == f"knexwrap: error: SQLite database {tmp_path}/auth.sqlite does not exist\n"
 
 
@@ -228,7 +232,7 @@ def test_plugins_lists_every_set_with_its_table_and_database(install: Install, p
     result = knexwrap("plugins", "--prefix", install.prefix, "--json", cwd=install.project, env=install.env)
     assert result.code == 0, result.err
     rows = {(r["plugin"], r["package"], r["version"], r["migrations_table"]): r for r in result.json()["sets"]}
-    where = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{install.prefix}"
+    server = f"postgresql://{pg.user}@{pg.host}:{pg.port}"
     assert set(rows) == {
         ("app", "@knexwrap-fixture/plugin-app-backend", "1.0.0", "knex_migrations"),
         ("auth", AUTH, "0.31.0", "knex_migrations"),
@@ -237,7 +241,9 @@ def test_plugins_lists_every_set_with_its_table_and_database(install: Install, p
         ("*", DEFAULTS, "0.9.0", SCHEDULER_TABLE),
         ("*", DEFAULTS, "0.9.0", KEYS_TABLE),
     }
-    assert rows[("catalog", CATALOG, "4.0.5", "knex_migrations")]["databases"] == [f"{where}catalog"]
+    assert rows[("catalog", CATALOG, "4.0.5", "knex_migrations")]["databases"] == [
+        {"server": server, "database": f"{install.prefix}catalog", "schema": None}
+    ]
     assert len(rows[("*", DEFAULTS, "0.9.0", SCHEDULER_TABLE)]["databases"]) == 4
     assert rows[("*", DEFAULTS, "0.9.0", SCHEDULER_TABLE)]["migrations_directory"].endswith("migrations/scheduler")
 
@@ -249,8 +255,8 @@ def test_doctor_finds_a_database_migrated_with_another_plugins_folder(install: I
         ok(knex(install.project, pg, install.db("app"), "migrate:latest", migrations(install.project, CATALOG)))
         result = knexwrap("doctor", "--prefix", install.prefix, "--json", cwd=install.project, env=install.env)
         assert result.code == 17
-        wrong = [f for f in result.json()["findings"] if f["problem"] == "wrong folder"]
-        assert [(f["database"].rsplit("/", 1)[1], f["table"], len(f["files"]), f["fix"]) for f in wrong] == [
+        wrong = [f for f in result.json()["findings"] if f["problem"] == "wrong_folder"]
+        assert [(f["database"], f["migrations_table"], len(f["files"]), f["fix"]) for f in wrong] == [
             (install.db("app"), "knex_migrations", 47, None)
         ]
         assert f"belong to {CATALOG}" in wrong[0]["message"]
@@ -280,7 +286,9 @@ def test_progress_on_a_terminal_and_json_unchanged(install: Install) -> None:
         seen += chunk
     os.close(master)
     assert done.returncode == 0
-    progress = seen.decode().replace("\r", "").splitlines()
-    assert sorted(progress) == [f"knexwrap: read {p}" for p in ("app", "auth", "catalog", "scaffolder")]
+    # A transient count rewritten in place (one database after another, a server listing too), then erased.
+    shown = seen.decode()
+    assert "knexwrap: read 1 database…" in shown and shown.endswith("\r\x1b[K") and "\n" not in shown
     quiet = subprocess.run([*argv, "--json"], cwd=install.project, env=env, capture_output=True, timeout=60)
-    assert quiet.stderr == b"" and quiet.stdout.decode().startswith('{\n  "command": "status"')
+    assert quiet.stderr == b""
+    validate(json.loads(quiet.stdout))

@@ -71,9 +71,14 @@ def test_manual_rollback_walkthrough(pg: PgServer, pg_database: str) -> None:
 
 def test_database_name_comes_from_the_plugin_id(pg: PgServer) -> None:
     """No --database: backstage_plugin_<id>, and a missing one is said as such, never created."""
-    result = knexwrap("status", "app", "--prefix", "kw_absent_prefix_", env=pg_env(pg))
+    result = knexwrap("current", "app", "--prefix", "kw_absent_prefix_", env=pg_env(pg))
     assert result.code == 7
     assert result.err == 'knexwrap: error: database "kw_absent_prefix_app" does not exist\n'
+    # status says it as a state, like the whole-install status, with --check 10 (not 7).
+    status = knexwrap("status", "app", "--prefix", "kw_absent_prefix_", "--json", env=pg_env(pg))
+    assert (status.code, status.json()["database"], status.json()["state"]) == (0, "kw_absent_prefix_app", "absent")
+    assert knexwrap("status", "app", "--prefix", "kw_absent_prefix_", "--check", env=pg_env(pg)).code == 10
+    assert not psql_rows(pg, "postgres", "select 1 from pg_database where datname = 'kw_absent_prefix_app'")
 
 
 def test_latest_up_down_rollback_unlock_change_the_database(pg: PgServer, pg_database: str) -> None:

@@ -58,7 +58,7 @@ def test_its_database_is_reported_with_the_keys_set(techdocs: Techdocs) -> None:
     code, out, err = techdocs.run("status", "--json", "--check")
     assert code == 0, err
     [db] = json.loads(out)["databases"]
-    assert (db["plugin"], db["state"]) == ("techdocs", "in sync")
+    assert (db["plugin"], db["state"]) == ("techdocs", "in_sync")
     assert [(s["migrations_table"], s["version"], s["counts"]) for s in db["sets"]] == [
         (KEYS_TABLE, "0.10.0", {"applied": 1, "pending": 0, "missing": 0})
     ]
@@ -68,7 +68,7 @@ def test_status_techdocs(techdocs: Techdocs) -> None:
     code, out, err = techdocs.run("status", "techdocs", "--json")
     assert code == 0, err
     doc = json.loads(out)
-    assert (doc["plugin"], doc["migrations_table"], doc["state"]) == ("techdocs", KEYS_TABLE, "in sync")
+    assert (doc["plugin"], doc["migrations_table"], doc["state"]) == ("techdocs", KEYS_TABLE, "in_sync")
     assert doc["database"].endswith(f"/{techdocs.prefix}techdocs")
 
 

@@ -145,7 +145,7 @@ def expected_status(repo: Repo, pg: PgServer) -> dict[str, Any]:
         ],
         "databases": {
             "todo": {
-                "state": "in sync",
+                "state": "in_sync",
                 "sets": {
                     "knex_migrations": (
                         "@internal/plugin-todo-backend",

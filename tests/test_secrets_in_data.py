@@ -102,7 +102,7 @@ def test_names_and_tables_are_never_rewritten(login: Login, project: Path) -> No
     whole = run(login, project, "status", "--json")
     assert whole.code == 0, whole.err
     (database,) = [d for d in whole.json()["databases"] if d["plugin"] == "scaffolder"]
-    assert database["state"] == "in sync"
+    assert database["state"] == "in_sync"
     assert [m["name"] for m in database["sets"][0]["migrations"]] == SCAFFOLDER_FILES
     # The server's list of databases is data too: the other one carrying the prefix is named exactly.
     where = f"postgresql://{login.role}@{login.server.host}:{login.server.port}/"

@@ -196,7 +196,8 @@ def test_every_database_and_set_row_by_row(wide: Install, pg: PgServer, monkeypa
     # What `knexwrap downgrade --to FILE` reads: the sets' files and versions, no folders to run from.
     target = snapshot.target(path)
     assert (target.files, target.versions, target.directories) == (files, taken.set_versions(), {})
-    assert target.description == f"the snapshot {path} of 2025-06-01T12:00:00+00:00"
+    assert str(target.to) == f"the snapshot {path} of 2025-06-01T12:00:00+00:00"
+    assert (target.to.kind, target.to.path, target.to.taken_at) == ("snapshot", str(path), "2025-06-01T12:00:00+00:00")
 
 
 # ------------------------------------------------------------------------------ reading bad files
@@ -216,7 +217,7 @@ def valid() -> dict[str, Any]:
                 "auth",
                 "pg",
                 "postgresql://u@h:5432/backstage_plugin_auth",
-                "in sync",
+                "in_sync",
                 None,
                 (snapshot.DatabaseSet("knex_migrations", None, None, (st.Applied("a.js", 1, None),)),),
             ),

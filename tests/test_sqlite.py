@@ -29,9 +29,14 @@ def applied(db: Path) -> list[tuple[str, int]]:
 
 
 def test_status_of_a_database_that_does_not_exist_creates_nothing(sqlite_dir: Path) -> None:
+    # status reports it as the state "absent" (as the whole-install status does), not as an error.
     result = knexwrap("status", "catalog", *opts(sqlite_dir))
-    assert result.code == 7
-    assert result.err == f"knexwrap: error: SQLite database {sqlite_dir}/catalog.sqlite does not exist\n"
+    assert (result.code, result.err) == (0, "")
+    assert "0 applied, 4 pending, 0 missing; current version none" in result.out.splitlines()
+    assert result.out.splitlines()[-1].startswith("absent: the database does not exist yet")
+    current = knexwrap("current", "catalog", *opts(sqlite_dir))
+    assert current.code == 7
+    assert current.err == f"knexwrap: error: SQLite database {sqlite_dir}/catalog.sqlite does not exist\n"
     assert list(sqlite_dir.iterdir()) == []
 
 
@@ -45,12 +50,12 @@ def test_latest_applies_every_file_and_says_which(sqlite_dir: Path) -> None:
     assert result.out == (
         f"catalog (@knexwrap-fixture/plugin-catalog-backend) in {db}, table knex_migrations\n"
         "applied 4 migrations:\n"
-        "  #  name\n"
-        "---  -------------------------------\n"
-        "  1  20240101000000_init.js\n"
-        "  2  20240201000000_locations.js\n"
-        "  3  20240301000000_refresh_state.js\n"
-        "  4  20240401000000_search.js\n"
+        "migration                        batch\n"
+        "-------------------------------  -----\n"
+        "20240101000000_init.js               1\n"
+        "20240201000000_locations.js          1\n"
+        "20240301000000_refresh_state.js      1\n"
+        "20240401000000_search.js             1\n"
     )
 
 
@@ -78,12 +83,15 @@ def test_status_text_and_json_after_two_ups(sqlite_dir: Path) -> None:
     assert all(t.endswith("Z") for t in times[:2]) and times[2:] == [None, None]
     assert doc.pop("last_run") == times[1]
     assert doc == {
+        "schema_version": 1,
         "command": "status",
         "plugin": "catalog",
         "package": "@knexwrap-fixture/plugin-catalog-backend",
         "version": "1.0.0",
         "client": "better-sqlite3",
+        "server": None,
         "database": str(db),
+        "schema": None,
         "migrations_table": "knex_migrations",
         "migrations_directory": str(PLUGINS / "catalog" / "migrations"),
         "skip_migrations": False,
@@ -123,8 +131,8 @@ def test_status_never_creates_tables(sqlite_dir: Path) -> None:
 def test_verbose_status_shows_batches(sqlite_dir: Path) -> None:
     knexwrap("up", "catalog", *opts(sqlite_dir), "--yes")
     out = knexwrap("status", "catalog", *opts(sqlite_dir), "--verbose").out
-    assert "migration                        state      batch  migration_time" in out
-    assert "20240101000000_init.js           applied        1  20" in out
+    assert "migration                        state    batch  migration_time" in out
+    assert "20240101000000_init.js           applied      1  20" in out
 
 
 def test_rollback_reverts_exactly_the_last_batch(sqlite_dir: Path) -> None:

@@ -104,7 +104,6 @@ def downgrade_command(to: str, no_backup: bool, force: bool, sql: str | None, **
     from ..state import whole as install
     from ..upgrade import downgrade as downgrade_run
     from ..upgrade import plan as downgrade
-    from . import text
 
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
@@ -118,7 +117,7 @@ def downgrade_command(to: str, no_backup: bool, force: bool, sql: str | None, **
         output.emit(plan, as_json=as_json, fmt=fmt)
         return
     downgrade_run.preflight(plan, p, take_backups=not no_backup)
-    click.echo(text.downgrade_plan(plan, fmt), err=True)
+    click.echo(output.as_text(plan, fmt), err=True)
     confirm_or_cancel(yes)
     limits = {"change_timeout": kw.pop("change_timeout"), "lock_timeout": kw.pop("lock_timeout")}
     say = lambda line: click.echo(f"knexwrap: {line}", err=True)  # noqa: E731
@@ -220,9 +219,9 @@ def snapshot_command(out: str | None, as_json: bool, fmt: str, **kw: Any) -> Non
 @dataclass(frozen=True)
 class SnapshotWritten:
     path: str
-    taken_at: str
-    sets: int
-    databases: int
+    taken_at: str  # UTC, ISO 8601
+    set_count: int
+    database_count: int
 
 
 def refresh_archive(project: Path) -> None:

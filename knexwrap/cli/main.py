@@ -16,8 +16,8 @@ import click
 
 from .. import errors
 from ..state import plugin as commands
+from . import completion, output, progress, sqlview, version
 from . import install as cli_install
-from . import output, sqlview
 from .options import F, change_options, confirm_or_cancel, options_from, target_from, target_options
 
 if TYPE_CHECKING:
@@ -25,7 +25,14 @@ if TYPE_CHECKING:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="knexwrap")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=version.show,
+    help="Show knexwrap's version, node's, and the current repository's knex version.",
+)
 def cli() -> None:
     """Safe Knex migration commands for Backstage plugin databases.
 
@@ -35,7 +42,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("plugin", required=False)
+@click.argument("plugin", required=False, shell_complete=completion.plugins)
 @target_options
 @output.output_options
 @click.option("--verbose", "-v", is_flag=True, help="Show each migration's batch and run time.")
@@ -54,33 +61,30 @@ def status(plugin: str | None, as_json: bool, fmt: str, verbose: bool, check: bo
         if kw.pop("migrations_table_name"):
             raise errors.ConfigError("--migrations-table-name needs a PLUGIN")
         options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
-        progress = _progress() if not as_json and sys.stderr.isatty() else None
-        result = install.install_status(options, project_dir=project_dir, timeout=timeout, progress=progress)
+        shown = progress.start(as_json)
+        counter = shown.read if shown is not None else None
+        result = install.install_status(options, project_dir=project_dir, timeout=timeout, progress=counter)
+        progress.stop()
         states = [d.state for d in result.databases]
     output.emit(result, as_json=as_json, fmt=fmt, verbose=verbose)
     if check:
         click.get_current_context().exit(check_code(states))
+    if states and all(s == "unreachable" for s in states):
+        # Nothing could be read: never a green result over nothing, --check or not.
+        click.get_current_context().exit(errors.Unreachable.exit_code)
 
 
 def check_code(states: list[str]) -> int:
     """status --check: 0 in sync, else the code of the worst state found (README, exit codes)."""
-    codes = {"unreachable": 5, "conflict": 8, "wrong folder": 8, "ahead": 8, "locked": 9, "behind": 10, "absent": 10}
+    codes = {"unreachable": 5, "conflict": 8, "wrong_folder": 8, "ahead": 8, "locked": 9, "behind": 10, "absent": 10}
     from ..state.report import SEVERITY
 
     found = [codes[s] for s in SEVERITY if s in states and s in codes]
     return found[0] if found else 0
 
 
-def _progress() -> Callable[[str], None]:
-    def show(ident: str) -> None:
-        if not ident.startswith("#"):
-            click.echo(f"knexwrap: read {ident}", err=True)
-
-    return show
-
-
 @cli.command()
-@click.argument("plugin")
+@click.argument("plugin", shell_complete=completion.plugins)
 @target_options
 @output.output_options
 def current(plugin: str, as_json: bool, fmt: str, **kw: Any) -> None:
@@ -143,7 +147,7 @@ def change_command(help_text: str) -> Callable[[F], F]:
 
 @change_command("Apply every pending migration of PLUGIN (knex migrate:latest).")
 @sqlview.sql_option
-@click.argument("plugin")
+@click.argument("plugin", shell_complete=completion.plugins)
 def latest(plugin: str, **kw: Any) -> None:
     from ..upgrade import changes
 
@@ -152,8 +156,8 @@ def latest(plugin: str, **kw: Any) -> None:
 
 @change_command("Apply NAME, or the next pending migration of PLUGIN (knex migrate:up).")
 @sqlview.sql_option
-@click.argument("plugin")
-@click.argument("name", required=False)
+@click.argument("plugin", shell_complete=completion.plugins)
+@click.argument("name", required=False, shell_complete=completion.migrations)
 def up(plugin: str, name: str | None, **kw: Any) -> None:
     from ..upgrade import changes
 
@@ -162,8 +166,8 @@ def up(plugin: str, name: str | None, **kw: Any) -> None:
 
 @change_command("Revert NAME, or the last applied migration of PLUGIN (knex migrate:down), after a backup.")
 @sqlview.sql_option
-@click.argument("plugin")
-@click.argument("name", required=False)
+@click.argument("plugin", shell_complete=completion.plugins)
+@click.argument("name", required=False, shell_complete=completion.migrations)
 @cli_install.NO_BACKUP
 def down(plugin: str, name: str | None, **kw: Any) -> None:
     from ..upgrade import changes
@@ -173,7 +177,7 @@ def down(plugin: str, name: str | None, **kw: Any) -> None:
 
 @change_command("Revert the last batch of PLUGIN, or every batch with --all (knex migrate:rollback), after a backup.")
 @sqlview.sql_option
-@click.argument("plugin")
+@click.argument("plugin", shell_complete=completion.plugins)
 @click.option("--all", "everything", is_flag=True, help="Revert every applied migration.")
 @cli_install.NO_BACKUP
 def rollback(plugin: str, everything: bool, **kw: Any) -> None:
@@ -183,7 +187,7 @@ def rollback(plugin: str, everything: bool, **kw: Any) -> None:
 
 
 @change_command("Release the held migration lock of PLUGIN's database, whichever set holds it (migrate:unlock).")
-@click.argument("plugin")
+@click.argument("plugin", shell_complete=completion.plugins)
 @click.option("--all", "everything", is_flag=True, help="Release every held lock of the plugin's database.")
 def unlock(plugin: str, everything: bool, **kw: Any) -> None:
     from ..upgrade import changes, locks
@@ -204,26 +208,35 @@ def unlock(plugin: str, everything: bool, **kw: Any) -> None:
     output.emit(locks.execute_all(targets, plan), as_json=as_json, fmt=fmt)
 
 
-for _command in cli_install.COMMANDS:
+for _command in (*cli_install.COMMANDS, completion.completion_command):
     cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if not args:
+        args = ["--help"]  # bare knexwrap: the help, and success
     as_json = "--json" in args
+    # The group takes no option with a value: its first word that is no option names the command.
+    command = next((a for a in args if not a.startswith("-")), None)
+    output.begin(command if command in cli.commands else None)
     try:
         code = cli.main(args=args, prog_name="knexwrap", standalone_mode=False)
     except errors.KnexwrapError as failure:
         shown = failure.output if isinstance(failure, errors.KnexFailed) else ""
-        output.error(failure.code, failure.message, failure.exit_code, as_json=as_json, output=shown)
+        output.error(
+            failure.code, failure.message, failure.exit_code, as_json=as_json, output=shown, facts=failure.facts
+        )
         return failure.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:  # Ctrl-C or end of input at a question
+        progress.fresh_line()
         output.error("cancelled", "cancelled: nothing was changed", 14, as_json=as_json)
         return errors.Cancelled.exit_code
     except click.ClickException as usage:
         output.error("usage", usage.format_message(), usage.exit_code, as_json=as_json)
         return usage.exit_code
     except KeyboardInterrupt:
+        progress.fresh_line()
         output.error("interrupted", "interrupted", 130, as_json=as_json)
         return 130
     except Exception as bug:  # a bug in knexwrap: one line, the traceback only on request

@@ -128,14 +128,19 @@ def options_from(kw: dict[str, Any]) -> Options:
 
 
 def target_from(plugin: str, kw: dict[str, Any]) -> commands.Target:
+    from . import output
+
     options = options_from(kw)
-    return commands.open_target(
+    output.note_target({"plugin": plugin})
+    target = commands.open_target(
         plugin,
         options,
         project_dir=kw.pop("project_dir"),
         table=kw.pop("migrations_table_name"),
         timeout=kw.pop("timeout"),
     )
+    output.note_target(target.header())
+    return target
 
 
 def confirm_or_cancel(yes: bool) -> None:

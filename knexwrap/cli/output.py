@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,50 +17,73 @@ F = TypeVar("F", bound=Callable[..., Any])
 def output_options(func: F) -> F:
     """--json and --fmt, shared by every command (sqlite-utils style)."""
     func = click.option("--json", "as_json", is_flag=True, help="Print one JSON document (errors too).")(func)
+    func = click.option(
+        "--wide",
+        is_flag=True,
+        expose_value=False,
+        callback=_wide,
+        help="Show every value in full; tables are otherwise shortened to the terminal's width.",
+    )(func)
     return click.option(
         "--fmt",
         default="simple",
         show_default=True,
         metavar="FORMAT",
-        help="Table format (any tabulate format).",
+        callback=_known_format,
+        help="Table format: any of tabulate's (simple, github, grid, plain, ...).",
     )(func)
 
 
-# Result type -> the "command" of its JSON document. By name, so that output imports none of the
-# modules behind the results: start-up time counts, and each command imports only what it uses.
-_COMMANDS = {
-    "Status": "status",
-    "InstallReport": "status",
-    "Current": "current",
-    "ConfigReport": "config",
-    "SetsReport": "plugins",
-    "ArchiveResult": "archive",
-    "SnapshotWritten": "snapshot",
-    "DoctorReport": "doctor",
-    "DowngradePlan": "plan",
-    "DowngradeResult": "downgrade",
-}
+def _wide(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    _Seen.wide = value
+
+
+def _known_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value == "simple":
+        return value
+    from tabulate import tabulate_formats  # only when a format is asked for: start-up time counts
+
+    if value not in tabulate_formats:
+        raise click.BadParameter(f"{value!r} is not a table format; one of: {', '.join(tabulate_formats)}")
+    return value
+
+
+class _Seen:
+    """What the running command has established so far (command, plugin, database), for its error document."""
+
+    command: str | None = None
+    wide = False
+    where: dict[str, Any] = {}  # noqa: RUF012 (one run per process: reset by begin())
+
+
+def begin(command: str | None) -> None:
+    _Seen.command, _Seen.where, _Seen.wide = command, {}, False
+
+
+def note_target(header: dict[str, Any]) -> None:
+    """Remember where the command works (Target.header()): an error after this names it."""
+    _Seen.where = dict(header)
 
 
 def to_json(result: Any) -> dict[str, Any]:
-    data: dict[str, Any] = _paths_to_text(dataclasses.asdict(result))
-    target = data.pop("target", {})
-    kind = type(result).__name__
-    if kind == "Status":
-        primary = data.pop("primary")
-        return {"command": "status", **target, **primary, "other_sets": data["other_sets"]}
-    if kind == "InstallReport":
-        return {"command": "status", "summary": result.summary, **data}
-    return {"command": _COMMANDS.get(kind, data.get("command")), **target, **data}
+    from .documents import document
+
+    return document(result, _Seen.command)
 
 
 def emit(result: Any, *, as_json: bool, fmt: str, verbose: bool = False) -> None:
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2))
         return
-    from . import text
+    click.echo(as_text(result, fmt, verbose))
 
-    click.echo(text.render(result, fmt, verbose))
+
+def as_text(result: Any, fmt: str, verbose: bool = False) -> str:
+    """RESULT for people, its tables fitted to the terminal's width unless --wide."""
+    from . import text
+    from .fit import terminal_width
+
+    return text.render(result, fmt, verbose, None if _Seen.wide else terminal_width())
 
 
 def show_plan(target: dict[str, Any], plan: Plan) -> None:
@@ -79,24 +101,30 @@ def show_plan(target: dict[str, Any], plan: Plan) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
-def error(code: str, message: str, exit_code: int, *, as_json: bool, output: str = "") -> None:
+def error(
+    code: str,
+    message: str,
+    exit_code: int,
+    *,
+    as_json: bool,
+    output: str = "",
+    facts: dict[str, Any] | None = None,
+) -> None:
+    """One line on stderr; with --json also the error document on stdout (schemas/error.json)."""
+    from . import progress
+    from .documents import error_document
+
+    progress.stop()
     click.echo(f"knexwrap: error: {message}", err=True)
     if output and not as_json:
         # Output knexwrap did not recognise is shown as knex printed it, never dropped.
         click.echo(output, err=True)
     if as_json:
-        document: dict[str, Any] = {"error": {"code": code, "message": message, "exit_code": exit_code}}
-        if output:
-            document["error"]["knex_output"] = output
+        extra = {**(facts or {}), **({"knex_output": output} if output else {})}
+        where = {k: v for k, v in _Seen.where.items() if k in _WHERE}
+        document = error_document(_Seen.command, where, code, message, exit_code, extra)
         click.echo(json.dumps(document, indent=2))
 
 
-def _paths_to_text(value: Any) -> Any:
-    """JSON has no paths: Path values become their text."""
-    from pathlib import PurePath
-
-    if isinstance(value, dict):
-        return {k: _paths_to_text(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_paths_to_text(v) for v in value]
-    return str(value) if isinstance(value, PurePath) else value
+# The keys of a target header an error document repeats.
+_WHERE = ("plugin", "package", "client", "database", "migrations_table", "migrations_directory")

@@ -106,12 +106,14 @@ def emit(previews: Sequence[Preview], *, as_json: bool, extra: dict[str, Any] | 
 
 def document(previews: Sequence[Preview], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON document: the command, then one entry per database and set, its migrations in plan order."""
+    from .documents import SCHEMA_VERSION, located
+
     entries = []
     for p in previews:
         data = dataclasses.asdict(p)
-        entries.append({**data.pop("target"), **data})
+        entries.append({**located(data.pop("target")), **data})  # a drop's "table" is a data table: as it is
     command = previews[0].command if previews else "plan"
-    return {"command": command, "sql": entries, **(extra or {})}
+    return {"schema_version": SCHEMA_VERSION, "command": command, "sql": entries, **(extra or {})}
 
 
 def render(p: Preview) -> str:

@@ -19,17 +19,24 @@ if TYPE_CHECKING:  # for annotations only: rendering a status must not import th
     from ..upgrade.plan import DowngradePlan
     from ..upgrade.restore import RestorePlan, RestoreResult
 
+# The width tables must fit in, for this rendering (set by render(); one rendering per process).
+_WIDTH: int | None = None
+
 VERBS = {"apply": ("apply", "applied"), "revert": ("revert", "reverted"), "unlock": ("release", "released")}
 
 
-def render(result: Any, fmt: str, verbose: bool) -> str:
+def render(result: Any, fmt: str, verbose: bool, width: int | None = None) -> str:
+    """RESULT for people; tables no wider than WIDTH columns (None: as wide as their values, --wide)."""
+    global _WIDTH
+    _WIDTH = width
     kind = type(result).__name__
     if kind == "Status":
         return _status(result, fmt, verbose)
     if kind == "InstallReport":
         return _install(result, fmt, verbose)
     if kind == "SnapshotWritten":
-        return f"snapshot of {result.databases} databases and {result.sets} migration sets written to {result.path}"
+        counted = f"{plural(result.database_count, 'database')} and {plural(result.set_count, 'migration set')}"
+        return f"snapshot of {counted} written to {result.path}"
     renderers: dict[str, Any] = {
         "Current": _current,
         "Outcome": _outcome,
@@ -52,8 +59,13 @@ def _current(result: Current, fmt: str) -> str:
     return f"{where(result.target)}\ncurrent version: {result.current_version or 'none'}"
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 problem', '2 problems': the count and its noun, in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def count(n: int) -> str:
-    return f"{n} migration" if n == 1 else f"{n} migrations"
+    return plural(n, "migration")
 
 
 def where(target: dict[str, Any]) -> str:
@@ -62,10 +74,32 @@ def where(target: dict[str, Any]) -> str:
     return f"{plugin}{package} in {target['database']}, table {target['migrations_table']}"
 
 
-def table(rows: list[list[Any]], headers: list[str], fmt: str) -> str:
-    from tabulate import tabulate  # deferred: --json output never needs it
+def table(rows: list[list[Any]], headers: list[str], fmt: str, shrink: tuple[int, ...] = ()) -> str:
+    """A table within the rendering's width: the SHRINK columns' values shortened in the middle as needed."""
+    from . import fit
 
-    return tabulate(rows, headers=headers, tablefmt=fmt)
+    return fit.table(rows, headers, fmt, shrink=shrink, width=_WIDTH)
+
+
+def server_line(servers: list[str | None]) -> list[str]:
+    """The server (or the SQLite files' folder), named once above a table whose rows name only their database."""
+    found = sorted({s for s in servers if s})
+    if len(found) != 1:
+        return []
+    kind = "server" if "://" in found[0] else "folder"
+    return [f"{kind} {found[0]}", ""]
+
+
+def placed(target_text: str) -> tuple[str | None, str]:
+    """(server, database with its schema) of a connection text; a SQLite file is (its folder, its name)."""
+    import os
+
+    from ..config.connection import split_target
+
+    server, database, schema = split_target(target_text)
+    if server is None and os.path.isabs(database):
+        return os.path.dirname(database), os.path.basename(database)
+    return server, f"{database} schema {schema}" if schema else database
 
 
 def _migrations(report: SetReport, fmt: str, verbose: bool) -> str:
@@ -110,6 +144,8 @@ def _status(result: Status, fmt: str, verbose: bool) -> str:
         lines.append(
             "missing: recorded in the database but absent from the folder (the database is ahead of this code)"
         )
+    if primary.state == "absent":
+        lines.append("absent: the database does not exist yet (the backend creates it when it first starts)")
     if primary.locked and primary.lock_rows > 1:
         lines.append(
             f"lock: {primary.lock_rows} rows in {primary.migrations_table}_lock (two first runs raced): knex says "
@@ -129,25 +165,23 @@ def _status(result: Status, fmt: str, verbose: bool) -> str:
     return "\n".join(lines)
 
 
-def _database_rows(db: DatabaseReport) -> list[list[Any]]:
+def _database_rows(db: DatabaseReport, servers: int) -> list[list[Any]]:
+    from .fit import ago
+
+    name = db.database if servers > 1 else placed(db.database)[1]
     if not db.sets:
-        return [
-            [db.database, db.plugin or "", "", "", "", "", "", "", "", db.state + (f": {db.error}" if db.error else "")]
-        ]
+        return [[name, db.plugin or "", "", "", "", "", "", db.state + (f": {db.error}" if db.error else "")]]
     rows = []
     for i, s in enumerate(db.sets):
-        name = f"{s.package} {s.version or ''}".strip()
         rows.append(
             [
-                db.database if i == 0 else "",
-                name,
+                name if i == 0 else "",
+                f"{s.package} {s.version or ''}".strip(),
                 s.migrations_table,
                 s.counts["applied"],
                 s.counts["pending"],
                 s.counts["missing"],
-                s.current_version or "none",
-                "HELD" if s.locked else "",
-                f"{s.last_batch} at {s.last_run}" if s.last_batch is not None else "",
+                f"{s.last_batch}, {ago(s.last_run)}" if s.last_batch is not None else "",
                 s.state,
             ]
         )
@@ -174,16 +208,20 @@ def repository_lines(repo: Repository | None) -> list[str]:
 
 
 def _install(result: InstallReport, fmt: str, verbose: bool) -> str:
-    rows = [row for db in result.databases for row in _database_rows(db)]
-    headers = ["database", "set", "table", "applied", "pending", "missing", "current", "lock", "last batch", "state"]
+    servers = [placed(db.database)[0] for db in result.databases]
+    count_servers = len(set(servers))
+    rows = [row for db in result.databases for row in _database_rows(db, count_servers)]
+    headers = ["database", "set", "table", "applied", "pending", "missing", "last batch", "state"]
     summary = ", ".join(f"{n} {state}" for state, n in result.summary.items() if n)
-    lines = [table(rows, headers, fmt), "", f"{len(result.databases)} databases: {summary or 'none'}"]
+    lines = server_line(servers) if count_servers == 1 else []
+    lines += [table(rows, headers, fmt, shrink=(0, 1, 2, 7)), ""]
+    lines.append(f"{plural(len(result.databases), 'database')}: {summary or 'none'}")
     for db in result.databases:
         for s in db.sets:
             lines += other_rows_lines(f"{db.database} {s.migrations_table}: ", s)
             if s.counts["missing"] or (verbose and s.counts["pending"]):
                 lines.append(
-                    f"{db.database} {s.migrations_table}: missing {', '.join(s.names('missing')) or '-'}"
+                    f"{placed(db.database)[1]} {s.migrations_table}: missing {', '.join(s.names('missing')) or '-'}"
                     f"; pending {', '.join(s.names('pending')) or '-'}"
                 )
         if db.skip_migrations and any(s.counts["pending"] for s in db.sets):
@@ -206,8 +244,11 @@ def _outcome(result: Outcome, fmt: str) -> str:
         return f"{where(result.target)}\nnothing to {future}"
     names = result.planned if result.dry_run else result.done
     verb = f"would {future}" if result.dry_run else past
-    rows = [[i, n] for i, n in enumerate(names, 1)]
-    lines = [where(result.target), f"{verb} {count(len(names))}:", table(rows, ["#", "name"], fmt)]
+    if result.action == "apply" and not result.dry_run:
+        listed = table([[n, result.batch] for n in names], ["migration", "batch"], fmt)
+    else:
+        listed = table([[n] for n in names], ["migration"], fmt)
+    lines = [where(result.target), f"{verb} {count(len(names))}:", listed]
     if result.creates:
         lines.insert(1, f"{'would ' if result.dry_run else 'did: '}{result.creates}")
     lines.extend(f"backup: {path}" for path in result.backups)
@@ -226,7 +267,7 @@ def _config(result: ConfigReport, fmt: str) -> str:
         if r.schema:
             where += f" schema {r.schema}"
         rows.append([r.plugin, r.client, where, r.user or "", r.password, "\n".join(r.migrations_tables), r.source])
-    lines = [table(rows, headers, fmt)]
+    lines = [table(rows, headers, fmt, shrink=(0, 1, 2, 5, 6))]
     for r in result.plugins:
         lines += [f"{r.plugin}: note: {note}" for note in r.notes]
         if r.shares_database_with:
@@ -241,9 +282,11 @@ def _config(result: ConfigReport, fmt: str) -> str:
 
 
 def downgrade_plan(plan: DowngradePlan, fmt: str) -> str:
+    servers = [placed(s.database)[0] for s in plan.sets]
+    one_server = len(set(servers)) == 1
     rows = [
         [
-            s.database,
+            placed(s.database)[1] if one_server else s.database,
             s.table,
             f"{s.version_now or '?'} -> {s.version_target or '?'}",
             "\n".join(s.revert) or "-",
@@ -253,9 +296,11 @@ def downgrade_plan(plan: DowngradePlan, fmt: str) -> str:
         for s in plan.sets
     ]
     headers = ["database", "table", "version", "revert (newest first)", "applied at start", "files from"]
-    lines = [f"downgrade to {plan.to}", "", table(rows, headers, fmt), ""]
+    lines = [f"downgrade to {plan.to}", "", *(server_line(servers) if one_server else [])]
+    # File names are never shortened: they are what the operator is asked to agree to.
+    lines += [table(rows, headers, fmt, shrink=(0, 1, 5)), ""]
     total = sum(len(s.revert) for s in plan.sets)
-    lines.append(f"{count(total)} to revert in {len(plan.changes)} migration sets")
+    lines.append(f"{count(total)} to revert in {plural(len(plan.changes), 'migration set')}")
     for s in plan.changes:
         lines += [
             f"warning: {s.database} {n} runs without a transaction: a failure can leave it half done"
@@ -308,11 +353,23 @@ def _downgrade_result(result: DowngradeResult, fmt: str) -> str:
     lines = [f"downgrade to {result.to}"]
     lines += [f"backup: {path}" for path in result.backups]
     if result.steps:
-        rows = [[s.database, s.table, s.name, s.status, s.message or ""] for s in result.steps]
-        lines.append(table(rows, ["database", "table", "migration", "result", "message"], fmt))
+        servers = [placed(s.database)[0] for s in result.steps]
+        one_server = len(set(servers)) == 1
+        rows = [
+            [placed(s.database)[1] if one_server else s.database, s.table, s.name, s.status, s.message or ""]
+            for s in result.steps
+        ]
+        headers = ["database", "table", "migration", "result", "message"]
+        lines += server_line(servers) if one_server else []
+        lines.append(table(rows, headers, fmt, shrink=(0, 1, 4)))
     else:
         lines.append("nothing to revert")
-    lines += [f"verified with knex migrate:list: {v}" for v in result.verified]
+    lines += [
+        f"verified with knex migrate:list: {v.database} {v.table}: {len(v.applied)} applied, {len(v.pending)} pending"
+        if v.applied is not None and v.pending is not None
+        else f"{v.database} {v.table}: not verified (the archive lacks the target's files)"
+        for v in result.verified
+    ]
     return "\n".join(lines)
 
 
@@ -325,14 +382,14 @@ def _doctor(result: DoctorReport, fmt: str) -> str:
         lines.append(f"  {f.message}")
         if f.fix:
             lines.append(f"  fix: {f.fix}")
-    lines.append(f"{len(result.findings)} problems in {result.checked} database x migration set pairs")
+    lines.append(f"{plural(len(result.findings), 'problem')} in {result.checked} database x migration set pairs")
     return "\n".join(lines)
 
 
 def _archive(result: ArchiveResult, fmt: str) -> str:
-    lines = [f"archive {result.root}: {len(result.indexes)} migration sets"]
+    lines = [f"archive {result.root}: {plural(len(result.indexes), 'migration set')}"]
     lines.append(
-        f"new: {len(result.new_files)} files, {len(result.new_indexes)} set versions"
+        f"new: {plural(len(result.new_files), 'file')}, {plural(len(result.new_indexes), 'set version')}"
         if result.new_files or result.new_indexes
         else "nothing new"
     )
@@ -346,7 +403,7 @@ def _sets(result: SetsReport, fmt: str) -> str:
     for r in result.sets:
         where = "every plugin database" if r.plugin == "*" else "\n".join(r.databases)
         rows.append([r.plugin, r.package or "", r.version or "", r.migrations_table, r.migrations_directory, where])
-    lines = [table(rows, headers, fmt)]
+    lines = [table(rows, headers, fmt, shrink=(1, 3, 4, 5))]
     lines += [
         f"plugin without migrations of its own: {p.plugin or '(no plugin id)'} ({p.package} {p.version or ''})".rstrip()
         for p in result.plugins

@@ -100,14 +100,34 @@ class Connection:
             config["knexwrapRole"] = self.settings.role
         return config
 
-    def target(self) -> str:
-        """Where this points, safe to print: never holds the password."""
+    def server(self) -> str | None:
+        """The server as scheme://user@host:port (no password; no user@ when none is set); None for SQLite."""
         if self.is_sqlite:
-            return self.database
+            return None
         scheme = "postgresql" if self.client == "pg" else "mysql"
         user = f"{self.user}@" if self.user is not None else ""
-        where = f"{scheme}://{user}{self.host}:{self.port}/{self.database}"
+        return f"{scheme}://{user}{self.host}:{self.port}"
+
+    def target(self) -> str:
+        """Where this points, safe to print: never holds the password. split_target() takes it apart."""
+        server = self.server()
+        if server is None:
+            return self.database
+        where = f"{server}/{self.database}"
         return f"{where} schema {self.schema}" if self.schema else where
+
+
+# target()'s text: the host holds neither "@" nor "/", so the server ends at the first "/" after the last "@"
+# (or after the scheme when no user is set).
+_TARGET = re.compile(r"(?P<server>(?:postgresql|mysql)://(?:.*@)?[^@/]*)/(?P<database>.*?)(?: schema (?P<schema>.*))?")
+
+
+def split_target(text: str) -> tuple[str | None, str, str | None]:
+    """(server, database, schema) of a Connection.target() text; a SQLite file's path has no server."""
+    found = _TARGET.fullmatch(text)
+    if found is None:
+        return None, text, None
+    return found["server"], found["database"], found["schema"]
 
 
 def load_environment(project: Path, env_file: str | None) -> dict[str, str]:

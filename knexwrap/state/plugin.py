@@ -96,6 +96,12 @@ def _require_sqlite_file(target: Target) -> None:
         raise errors.DatabaseMissing(f"SQLite database {target.connection.database} does not exist")
 
 
+def _absent(target: Target) -> Status:
+    nothing = st.SetState(False, (), st.list_files(target.migrations.directory), False)
+    primary = replace(report.set_report(target.migrations, nothing), state="absent")
+    return Status(target.header(), primary)
+
+
 def neighbours(target: Target) -> list[MigrationSet]:
     """The other sets that live in the target's plugin database (scheduler, keys, modules)."""
     plugin = target.migrations.plugin_id
@@ -144,11 +150,17 @@ def connection_config(connection: conn.Connection, timeout: float) -> dict[str, 
 
 
 def status(target: Target) -> Status:
-    """Every set of the plugin's database, read without creating anything (knex's list would)."""
-    _require_sqlite_file(target)
+    """Every set of the plugin's database, read without creating anything (knex's list would).
+
+    A database (or schema, or SQLite file) that does not exist yet is the state "absent", every file
+    pending: the same answer the whole-install status gives, not an error."""
+    if target.connection.is_sqlite and not Path(target.connection.database).is_file():
+        return _absent(target)
     others = neighbours(target)
     tables = list(dict.fromkeys([target.migrations.table, *(s.table for s in others)]))
     [result] = target.node.read([reader_entry(target.connection, tables, target.node.timeout, every_set=True)])
+    if st.missing_database(result):
+        return _absent(target)
     owners = report.claims(sets.discover_all(target.project))
     clashes = {o.table for o in others if o.table == target.migrations.table}
     primary = report.set_report(

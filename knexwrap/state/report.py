@@ -12,17 +12,17 @@ from .repository import Repository
 # Worst first: the state of a database is the worst state of its sets.
 # "unused": a plugin with no set of its own whose database does not exist (it never needed one).
 # "conflict": two installed sets keep their rows in one table of one database (knex would call either
-# folder corrupt); "wrong folder": the table holds rows of another plugin's set (a folder pointed at
-# the wrong database, the mistake of Backstage's own rollback guide).
+# folder corrupt); "wrong_folder": the table holds rows of another plugin's set (a folder pointed at
+# the wrong database, the mistake of Backstage's own rollback guide). States are identifiers (JSON contract).
 SEVERITY = (
     "unreachable",
     "conflict",
-    "wrong folder",
+    "wrong_folder",
     "ahead",
     "locked",
     "behind",
     "absent",
-    "in sync",
+    "in_sync",
     "unused",
     "orphan",
 )
@@ -53,7 +53,7 @@ class SetReport:
     version: str | None
     migrations_table: str
     migrations_directory: str
-    state: str  # "in sync", "behind" (pending), "ahead" (missing files) or "locked"
+    state: str  # "in_sync", "behind" (pending), "ahead" (missing files), "locked"; "absent" (no database yet)
     table_exists: bool
     current_version: str | None
     locked: bool
@@ -73,7 +73,7 @@ def set_state(read: st.SetState) -> str:
         return "locked"
     if read.missing:
         return "ahead"
-    return "behind" if read.pending else "in sync"
+    return "behind" if read.pending else "in_sync"
 
 
 Claims = Mapping[str, tuple[MigrationSet, ...]]  # file name -> the installed sets whose folder holds it
@@ -120,7 +120,7 @@ def set_report(
         version=migrations.version,
         migrations_table=migrations.table,
         migrations_directory=migrations.directory,
-        state="conflict" if conflict else "wrong folder" if others else set_state(read),
+        state="conflict" if conflict else "wrong_folder" if others else set_state(read),
         table_exists=read.table_exists,
         current_version=st.current_version(read.applied_names),
         locked=read.locked,
@@ -134,7 +134,7 @@ def set_report(
 
 
 def worst(states: list[str]) -> str:
-    return min(states, key=SEVERITY.index) if states else "in sync"
+    return min(states, key=SEVERITY.index) if states else "in_sync"
 
 
 @dataclass(frozen=True)

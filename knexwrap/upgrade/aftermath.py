@@ -69,6 +69,8 @@ def after_failure(
     else:
         error = failure
         error.message += f"; {said}" + _left_behind(target, planned)
+    # The same facts as the message, for the JSON error document.
+    error.facts.update({_verb(planned): done, "lock_held": after.locked})
     if after.locked:
         error.message += "; the migration lock is still held"
     return error
@@ -137,17 +139,23 @@ def after_interrupt(target: Target, planned: Planned, watch: Watch, unlock_hint:
         parts.append(f"rolled back with it: {', '.join(undone)}")
     ran = {*done, *undone, *([stopped.name] if stopped else [])}
     parts.append(f"not run: {', '.join(n for n in planned.names if n not in ran) or 'none'}")
-    parts.append(_lock_state(target, after, seen, unlock_hint))
-    return errors.Interrupted("; ".join(parts), exit_code=watch.exit_code)
+    lock_text, lock_held = _lock_state(target, after, seen, unlock_hint)
+    parts.append(lock_text)
+    interrupted = errors.Interrupted("; ".join(parts), exit_code=watch.exit_code)
+    interrupted.facts.update({_verb(planned): done, "lock_held": lock_held})
+    return interrupted
 
 
-def _lock_state(target: Target, after: st.SetState, seen: tuple[events.MigrationEvent, ...], hint: str) -> str:
+def _lock_state(
+    target: Target, after: st.SetState, seen: tuple[events.MigrationEvent, ...], hint: str
+) -> tuple[str, bool]:
+    """The lock after an interrupt in words, and whether it is still held."""
     if not after.locked:
-        return "the migration lock is free"
+        return "the migration lock is free", False
     if any(e.kind == "checked" for e in seen):  # this run's knex held it: knexwrap may give it back
         try:
             target.node.knex(["migrate:unlock"], target.knex_config())
         except errors.KnexwrapError as failed:
-            return f"the migration lock is still held ({failed.message}): release it with {hint}"
-        return "the migration lock this run had taken was released"
-    return f"the migration lock is held, not by this run: if nothing else is running, release it with {hint}"
+            return f"the migration lock is still held ({failed.message}): release it with {hint}", True
+        return "the migration lock this run had taken was released", False
+    return f"the migration lock is held, not by this run: if nothing else is running, release it with {hint}", True

@@ -20,7 +20,7 @@ from ..state import whole as install
 class Finding:
     database: str
     table: str
-    problem: str  # "ahead", "locked", "wrong folder", "unreachable", "skipped"
+    problem: str  # "ahead", "locked", "wrong_folder", "unreachable", "skipped"
     message: str
     files: tuple[str, ...] = ()
     fix: str | None = None  # the exact knexwrap command that fixes it, shell-quoted to paste, when there is one
@@ -67,7 +67,7 @@ def _ahead(
         return Finding(
             db.database,
             one.migrations_table,
-            "wrong folder",
+            "wrong_folder",
             f"{len(missing)} recorded migrations belong to {', '.join(where)}, not to {one.package}: this database was "
             "migrated with another plugin's folder",
             missing,
@@ -109,7 +109,7 @@ def _foreign(db: report.DatabaseReport, one: report.SetReport) -> Finding:
     return Finding(
         db.database,
         one.migrations_table,
-        "wrong folder",
+        "wrong_folder",
         f"{len(rows)} recorded migrations belong to {', '.join(where)}, not to {one.package}: this database was "
         f"migrated with another plugin's folder; revert them with that folder against this database, newest "
         f"first (knexwrap down <that folder> --database <this database> --migrations-table-name "

@@ -21,6 +21,7 @@ from ..state import whole as install
 from ..state.plugin import Target, read_state, reader_entry
 from . import archive, backup, interrupt, journal, lock, runfolder
 from .plan import DowngradePlan, SetPlan
+from .target import Destination
 
 
 @dataclass(frozen=True)
@@ -28,16 +29,27 @@ class Step:
     database: str
     table: str
     name: str
-    status: str  # "reverted", "failed", "stopped" (interrupted) or "not run"
+    status: str  # "reverted", "failed", "stopped" (interrupted) or "not_run"
     message: str | None = None
 
 
 @dataclass(frozen=True)
+class Verified:
+    """What knex migrate:list shows for one changed set after the downgrade, with the target's folder.
+    applied and pending are None when it could not be checked (a snapshot archive lacks the target's files)."""
+
+    database: str
+    table: str
+    applied: tuple[str, ...] | None
+    pending: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
 class DowngradeResult:
-    to: str
+    to: Destination
     backups: tuple[str, ...]
     steps: tuple[Step, ...]
-    verified: tuple[str, ...]  # sets the real knex now lists cleanly with the target's files
+    verified: tuple[Verified, ...]  # sets the real knex now lists cleanly with the target's files
     failure: dict[str, Any] | None = None  # {"code", "message", "exit_code"} of the step that failed
 
 
@@ -168,18 +180,18 @@ class _Stopped(Exception):
         self.steps, self.failure = steps, failure
 
 
-def _verify(p: install.Plan, plan: DowngradePlan, node: Node) -> tuple[str, ...]:
+def _verify(p: install.Plan, plan: DowngradePlan, node: Node) -> tuple[Verified, ...]:
     """The real knex lists each changed set with the target's own folder: no "corrupt" error."""
     verified = []
     for one in plan.changes:
         directory = one.target_directory or _snapshot_folder(p, one)
         if directory is None:
-            verified.append(f"{one.database} {one.table}: not verified (the archive lacks the target's files)")
+            verified.append(Verified(one.database, one.table, None, None))
             continue
         migrations = sets.MigrationSet(one.plugin, one.package, one.version_target, directory, one.table)
         target = Target(p.project, migrations, p.databases[one.plugin], node)
         listing = parse.parse_list(node.knex(["migrate:list"], target.knex_config()).stdout, (node.password,))
-        verified.append(f"{one.database} {one.table}: {len(listing.completed)} applied, {len(listing.pending)} pending")
+        verified.append(Verified(one.database, one.table, listing.completed, listing.pending))
     return tuple(verified)
 
 
@@ -226,7 +238,7 @@ def execute(
         steps += stopped.steps
         done = {(s.database, s.table, s.name) for s in steps}
         rest = [
-            Step(o.database, o.table, n, "not run")
+            Step(o.database, o.table, n, "not_run")
             for o in plan.changes
             for n in o.revert
             if (o.database, o.table, n) not in done

@@ -16,7 +16,7 @@ from ..state import read as st
 from ..state import report
 from ..state import whole as install
 from . import archive, backup, journal, runfolder, snapshot
-from .target import Key, TargetInstall, folder_target
+from .target import Destination, Key, TargetInstall, folder_target
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class SetPlan:
 
 @dataclass(frozen=True)
 class DowngradePlan:
-    to: str
+    to: Destination
     sets: tuple[SetPlan, ...]
     notes: tuple[str, ...] = ()
     space: tuple[backup.Space, ...] = ()  # each changed database's size and the free space for its backup
@@ -132,11 +132,11 @@ def plan(p: install.Plan, *, to: str, timeout: float) -> DowngradePlan:
             key = _set_key(str(db.plugin), found, shared)
             one = _set_plan(db, found, target, key)
             if one is None:
-                notes.append(f"{db.database} {found.migrations_table}: not in {target.description}, left alone")
+                notes.append(f"{db.database} {found.migrations_table}: not in {target.to}, left alone")
             else:
                 planned.append(one)
     notes += _keep_installed_files(project)  # after a successful plan, like the commands that change
     planned = [_sourced(one, project, notes) for one in planned]
     changed = dict.fromkeys(s.plugin for s in planned if s.revert)
     space = tuple(backup.space(p.databases[plugin], project) for plugin in changed)
-    return DowngradePlan(target.description, tuple(planned), tuple(notes), space)
+    return DowngradePlan(target.to, tuple(planned), tuple(notes), space)

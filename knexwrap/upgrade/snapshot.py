@@ -20,7 +20,7 @@ The file is one JSON object, format 1:
       "databases": [                                    # every plugin database x set, as `knexwrap status` saw it
         {"plugin": "catalog",                           # null: a database no installed plugin claims
          "client": "pg", "database": "postgresql://postgres@127.0.0.1:5432/backstage_plugin_catalog",
-         "state": "in sync", "error": null,             # "absent", "unreachable", "orphan": no sets
+         "state": "in_sync", "error": null,             # "absent", "unreachable", "orphan": no sets
          "sets": [{"table": "knex_migrations", "package": "...", "version": "4.0.5",
                    "applied": [{"name": "...", "batch": 1, "migration_time": "2025-...Z"}]}]}  # id order
       ]
@@ -46,7 +46,7 @@ from ..state import read as st
 from ..state.report import DatabaseReport, InstallReport
 from . import archive, statedir
 from .archive import ArchiveResult
-from .target import TargetInstall
+from .target import Destination, TargetInstall
 
 KIND = "knexwrap-snapshot"
 FORMAT = 1
@@ -261,7 +261,8 @@ def _parse(doc: Any) -> Snapshot:
 def target(path: Path) -> TargetInstall:
     """A snapshot file as what `knexwrap downgrade --to FILE` goes back to: each set's files and version."""
     taken = read(path)
-    return TargetInstall(f"the snapshot {path} of {taken.taken_at}", taken.set_files(), taken.set_versions(), {})
+    to = Destination("snapshot", str(path), taken.taken_at)
+    return TargetInstall(to, taken.set_files(), taken.set_versions(), {})
 
 
 def read(path: Path) -> Snapshot:

@@ -13,8 +13,20 @@ Key = tuple[str, str]  # (plugin id or "*", migrations table)
 
 
 @dataclass(frozen=True)
+class Destination:
+    """Where a downgrade goes: an older install's project folder, or a snapshot file taken at taken_at (UTC)."""
+
+    kind: str  # "install" or "snapshot"
+    path: str
+    taken_at: str | None = None
+
+    def __str__(self) -> str:
+        return self.path if self.kind == "install" else f"the snapshot {self.path} of {self.taken_at}"
+
+
+@dataclass(frozen=True)
 class TargetInstall:
-    description: str
+    to: Destination
     files: dict[Key, tuple[str, ...]]  # the migration files each set has in the target
     versions: dict[Key, str | None]
     directories: dict[Key, str]  # where those files are, when the target is an install
@@ -35,7 +47,7 @@ def folder_target(spec: str, path: Path) -> TargetInstall:
         raise errors.ConfigError(f"--to {spec}: no node_modules there (give an install's project folder)")
     found = sets.discover_all(project)
     return TargetInstall(
-        description=str(project),
+        to=Destination("install", str(project)),
         files={_key(s): st.list_files(s.directory) for s in found},
         versions={_key(s): s.version for s in found},
         directories={_key(s): s.directory for s in found},

@@ -137,4 +137,4 @@ if (process.env.KNEXWRAP_PLAN) {
   const { directory, ...migrations } = config.migrations;
   config.migrations = { ...migrations, migrationSource: new PlannedSource(directory, plan) };
 }
-module.exports = withBackendSettings(config);
+module.exports = withBackendSettings(require('./utc').inUtc(config));

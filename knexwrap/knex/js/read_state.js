@@ -20,6 +20,7 @@ for (const level of ['log', 'info', 'warn', 'debug']) {
 
 const knexFactory = require(process.env.KNEX_PATH);
 const { withBackendSettings } = require('./backend');
+const { inUtc } = require('./utc');
 
 function isoTime(value) {
   if (value === null || value === undefined) return null;
@@ -114,7 +115,7 @@ async function readTarget(target) {
   if (password !== undefined && config.connection) {
     config.connection = { ...config.connection, password };
   }
-  const knex = knexFactory(config);
+  const knex = knexFactory(inUtc(config));
   try {
     if (target.listDatabases) {
       return { id: target.id, databases: await listDatabases(knex, config.client) };

@@ -1,0 +1,107 @@
+"""The JSON contract, version 1: every result and error as the document knexwrap/cli/schemas/ describes.
+
+One vocabulary across commands: plugin, package, version, migrations_table, migrations_directory, server,
+database, state. Results keep their own field names inside knexwrap; the few that differ from the
+vocabulary are renamed here, in one table, so that each key means one thing in every document.
+Within version 1 only optional keys may be added; removing or renaming a key, or a new state value,
+means a new SCHEMA_VERSION.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import PurePath
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# Result type -> the "command" of its document. By name, so that output imports none of the
+# modules behind the results: start-up time counts, and each command imports only what it uses.
+COMMANDS = {
+    "Status": "status",
+    "InstallReport": "status",
+    "Current": "current",
+    "ConfigReport": "config",
+    "SetsReport": "plugins",
+    "ArchiveResult": "archive",
+    "SnapshotWritten": "snapshot",
+    "DoctorReport": "doctor",
+    "DowngradePlan": "plan",
+    "DowngradeResult": "downgrade",
+}
+
+# Field names of knexwrap's results -> the vocabulary of the documents.
+_KEYS = {
+    "table": "migrations_table",
+    "directory": "migrations_directory",
+    "folder": "migrations_directory",
+    "target_directory": "target_migrations_directory",
+    "plugin_id": "plugin",
+    "status": "state",
+}
+
+
+def document(result: Any, command: str | None = None) -> dict[str, Any]:
+    """The version-1 document of one result dataclass (Status, InstallReport, Outcome, ...), for COMMAND
+    (the command that ran; default: the one that makes such results, e.g. downgrade --dry-run shows a plan)."""
+    kind = type(result).__name__
+    data: dict[str, Any] = _vocabulary(dataclasses.asdict(result))
+    made_by = data.pop("command", None) or COMMANDS.get(kind)
+    header = {"schema_version": SCHEMA_VERSION, "command": command or made_by}
+    target = data.pop("target", None)
+    where = located(target) if target is not None else {}
+    if kind == "Status":
+        return {**header, **where, **data.pop("primary"), "other_sets": data["other_sets"]}
+    if kind == "InstallReport":
+        return {**header, "summary": result.summary, **data}
+    if kind == "ArchiveResult":
+        for index in data["indexes"]:
+            index["files"] = [{"name": name, "sha256": sha} for name, sha in index["files"]]
+    if kind == "ConfigReport":
+        for row in data["plugins"]:
+            row["password_set"] = row.pop("password") == "set"
+    return {**header, **where, **data}
+
+
+def error_document(
+    command: str | None, context: dict[str, Any], code: str, message: str, exit_code: int, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """The document of a failure: the command, where it happened (plugin, server, database... when known),
+    and the error with its structured facts (e.g. applied, reverted: lists of files; lock_held)."""
+    error: dict[str, Any] = {"code": code, "message": message, "exit_code": exit_code, **_vocabulary(extra)}
+    where = {"plugin": None, "server": None, "database": None, **located(context)}
+    return {"schema_version": SCHEMA_VERSION, "command": command, **where, "error": error}
+
+
+def located(target: dict[str, Any]) -> dict[str, Any]:
+    """A target header in the vocabulary, its connection text taken apart: server (None for SQLite),
+    database, schema."""
+    return _split(_vocabulary(dict(target)))
+
+
+def _split(data: dict[str, Any]) -> dict[str, Any]:
+    from ..config.connection import split_target
+
+    if not isinstance(data.get("database"), str) or "host" in data or "server" in data:
+        return data  # config rows name host and port themselves
+    server, database, schema = split_target(data["database"])
+    placed: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "database":
+            placed.update(server=server, database=database, schema=schema)
+        else:
+            placed[key] = value
+    return placed
+
+
+def _vocabulary(value: Any) -> Any:
+    """Paths become text, field names become the vocabulary's, connection texts become server + database."""
+    if isinstance(value, dict):
+        renamed: dict[str, Any] = {_KEYS.get(str(k), str(k)): _vocabulary(v) for k, v in value.items()}
+        listed = renamed.get("databases")
+        if isinstance(listed, list) and all(isinstance(d, str) for d in listed):
+            renamed["databases"] = [_split({"database": d}) for d in listed]
+        return _split(renamed)
+    if isinstance(value, (list, tuple)):
+        return [_vocabulary(v) for v in value]
+    return str(value) if isinstance(value, PurePath) else value
