@@ -54,7 +54,11 @@ def test_relative_sqlite_directory_is_where_the_backend_made_its_files(tmp_path:
 
     status = knexwrap("status", "catalog", "--json", cwd=project)
     assert status.code == 0, status.err
-    assert (status.json()["database"], status.json()["state"]) == (str(in_backend), "in_sync")
+    assert (status.json()["server"], status.json()["database"], status.json()["state"]) == (
+        None,
+        str(in_backend),
+        "in_sync",
+    )
     described = {p["plugin"]: p for p in knexwrap("config", "--json", cwd=project).json()["plugins"]}
     assert described["catalog"]["sqlite_file"] == str(in_backend)
     assert described["catalog"]["notes"] == [f"db/catalog.sqlite is relative: found under {backend}"]
@@ -102,8 +106,10 @@ def test_sqlite_skip_migrations_per_plugin_is_shown_and_doctor_names_the_fix(tmp
     skipped = [f for f in doctor.json()["findings"] if f["problem"] == "skipped"]
     assert skipped == [
         {
+            "server": None,
             "database": str(file),
-            "table": "knex_migrations",
+            "schema": None,
+            "migrations_table": "knex_migrations",
             "problem": "skipped",
             "message": f"app-config sets skipMigrations for catalog: the backend will never apply these {len(CATALOG)} "
             "pending migrations here",
@@ -137,7 +143,9 @@ def test_pg_knex_config_search_path_keeps_the_tables_in_its_schema(pg: PgServer,
     assert pg_rows(pg, database, "tenant.knex_migrations")() == [(n, 1) for n in CATALOG]
     assert psql_rows(pg, database, "select to_regclass('public.knex_migrations') is null") == [("t",)]
     status = knexwrap("status", "catalog", "--json", cwd=project).json()
-    assert (status["database"], status["state"], status["counts"]["applied"]) == (target, "in_sync", len(CATALOG))
+    placed = (status["server"], status["database"], status["schema"])
+    assert placed == (f"postgresql://{pg.user}@{pg.host}:{pg.port}", database, "tenant")
+    assert (status["state"], status["counts"]["applied"]) == ("in_sync", len(CATALOG))
 
     described = {p["plugin"]: p for p in knexwrap("config", "--json", cwd=project).json()["plugins"]}
     assert described["catalog"]["knex_config"] == {
@@ -239,7 +247,7 @@ def test_pg_unset_password_and_port_are_left_out_like_backstage(pg: PgServer, pr
     assert (status.code, status.err) == (0, "")
     assert status.out == all_pending(f"postgresql://{pg.user}@{pg.host}:5432/{prefix}catalog")
     described = knexwrap("config", "catalog", "--json", cwd=project).json()["plugins"][0]
-    assert (described["port"], described["password"]) == (5432, "not set")
+    assert (described["port"], described["password_set"]) == (5432, False)
     assert described["notes"] == [
         "backend.database.connection.port: ${POSTGRES_PORT} is not set in app-config.yaml; using the default 5432"
     ]
@@ -312,8 +320,8 @@ def test_pg_schema_mode_ensure_creates_the_schema_owned_by_the_role(
     create_database(pg, shared)
     psql_rows(pg, shared, f"grant create on database {shared} to {role}")
     try:
-        status = knexwrap("status", "catalog", cwd=project)
-        assert status.code == 7
+        status = knexwrap("status", "catalog", "--json", cwd=project)  # absent: a state, not an error
+        assert (status.code, status.json()["state"]) == (0, "absent")
         assert psql_rows(pg, shared, "select count(*) from pg_namespace where nspname = 'catalog'") == [("0",)]
         latest = knexwrap("latest", "catalog", "--yes", cwd=project)
         assert latest.code == 0, latest.err
@@ -365,7 +373,8 @@ def test_mysql2_ensure_exists_creates_the_plugin_database_on_latest(mariadb: Mar
         return mysql_rows(mariadb, None, sql)
 
     try:
-        assert knexwrap("status", "catalog", cwd=project).code == 7
+        absent = knexwrap("status", "catalog", "--json", cwd=project)  # a state, not an error
+        assert (absent.code, absent.json()["state"]) == (0, "absent")
         assert databases() == []
         latest = knexwrap("latest", "catalog", "--yes", "--json", cwd=project)
         assert latest.code == 0, latest.err

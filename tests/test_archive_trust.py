@@ -63,7 +63,7 @@ def test_a_file_the_package_lost_at_the_same_version_stays_archived(tmp_path: Pa
     assert f"{EXTRA} from {NOTES}@0.1.0 (archived)" in finding["message"] and finding["fix"] is not None
     code, out, err = run(project, "downgrade", "--to", str(project), "--yes", "--json")
     assert code == 0, err
-    assert [(s["name"], s["status"]) for s in json.loads(out)["steps"]] == [(EXTRA, "reverted")]
+    assert [(s["name"], s["state"]) for s in json.loads(out)["steps"]] == [(EXTRA, "reverted")]
     assert which(db) == ["one"]
 
 
@@ -127,5 +127,5 @@ def test_a_damaged_entry_of_another_package_and_a_half_built_run_folder_block_no
     (half / f".{EXTRA}.123.partial").write_text("// cut short")
     code, out, err = run(project, "downgrade", "--to", str(project), "--yes", "--json")
     assert code == 0, err
-    assert [(s["name"], s["status"]) for s in json.loads(out)["steps"]] == [(EXTRA, "reverted")]
+    assert [(s["name"], s["state"]) for s in json.loads(out)["steps"]] == [(EXTRA, "reverted")]
     assert sorted(p.name for p in half.iterdir()) == sorted([FIRST, EXTRA, "package.json"])

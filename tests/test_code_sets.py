@@ -169,7 +169,7 @@ def test_two_sets_on_one_table_are_a_conflict_not_a_crash(migrated: Migrated, pg
         assert states[CATALOG][1] == ["20240601000000_shared_state.js"]  # named with its set, not "missing"
         assert states[CATALOG][2] == 0
         doctor = migrated.run("doctor", "--json")
-        problems = {(f["table"], f["problem"]) for f in doctor.json()["findings"]}
+        problems = {(f["migrations_table"], f["problem"]) for f in doctor.json()["findings"]}
         assert ("knex_migrations", "conflict") in problems
         refused = migrated.run("latest", "catalog", "--yes")
         assert refused.code == 8

@@ -85,6 +85,7 @@ def test_every_shipped_schema_is_a_draft_2020_12_schema() -> None:
         "error",
         "plan",
         "plugins",
+        "restore",
         "snapshot",
         "sql",
         "status",

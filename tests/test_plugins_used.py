@@ -69,7 +69,7 @@ def test_status_techdocs(techdocs: Techdocs) -> None:
     assert code == 0, err
     doc = json.loads(out)
     assert (doc["plugin"], doc["migrations_table"], doc["state"]) == ("techdocs", KEYS_TABLE, "in_sync")
-    assert doc["database"].endswith(f"/{techdocs.prefix}techdocs")
+    assert doc["database"] == f"{techdocs.prefix}techdocs" and doc["server"].startswith("postgresql://")
 
 
 def test_a_missing_file_fails_check_and_doctor(techdocs: Techdocs, pg: PgServer) -> None:
@@ -86,7 +86,7 @@ def test_a_missing_file_fails_check_and_doctor(techdocs: Techdocs, pg: PgServer)
     code, out, _ = techdocs.run("doctor", "--json")
     assert code != 0
     findings = json.loads(out)["findings"]
-    assert [(f["database"].rsplit("/", 1)[1], f["table"], f["problem"], f["files"]) for f in findings] == [
+    assert [(f["database"], f["migrations_table"], f["problem"], f["files"]) for f in findings] == [
         (f"{techdocs.prefix}techdocs", KEYS_TABLE, "ahead", [GONE])
     ]
 

@@ -82,4 +82,24 @@ def test_after_ctrl_c_the_error_starts_on_a_fresh_line(tmp_path: Path) -> None:
     rest = _drain(master, seconds=2).decode()
     os.close(master)
     assert code == 14
-    assert rest.startswith("\r\nknexwrap: error: cancelled: nothing was changed")
+    assert rest.startswith("\r\nknexwrap: error: cancelled at the question (Ctrl-C): nothing was changed")
+
+
+def test_a_change_shows_each_migration_live_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """latest and rollback name the migration knex is running (knexfile events), erased at the end;
+    nothing of it with --json."""
+    names = [m["name"] for m in knexwrap("status", "catalog", *sqlite(tmp_path), "--json").json()["migrations"]]
+    assert len(names) > 1
+    code, out, seen = on_terminal("latest", "catalog", *sqlite(tmp_path), "--yes")
+    text = seen.decode()
+    assert code == 0, text
+    assert [f"knexwrap: applying {n}…" in text for n in names] == [True] * len(names)
+    # Shown in the order knex ran them, each rewriting the last in place; erased before the result.
+    assert text.index(f"applying {names[0]}…") < text.index(f"applying {names[-1]}…")
+    assert text.endswith("\r\x1b[K")
+    assert "applied" in out.decode()
+    code, _, seen = on_terminal("rollback", "catalog", *sqlite(tmp_path), "--yes", "--no-backup")
+    assert code == 0 and f"knexwrap: reverting {names[-1]}…" in seen.decode()
+    assert knexwrap("latest", "catalog", *sqlite(tmp_path), "--yes").code == 0
+    code, _, seen = on_terminal("rollback", "catalog", *sqlite(tmp_path), "--yes", "--no-backup", "--json")
+    assert code == 0 and b"reverting" not in seen and b"\x1b[K" not in seen

@@ -109,7 +109,9 @@ def test_restore_after_a_failed_downgrade_puts_every_row_back(client: Client, tm
     code, out, err = run("restore", dump, *client.args, "--yes", "--json", cwd=new, env=client.env)
     assert code == 0, err
     result = json.loads(out)
-    assert result["restored"] and result["into"] == shown["into"]
+    where = ("server", "database", "schema")
+    assert result["restored"] and [result[k] for k in where] == [shown[k] for k in where]
+    assert shown["taken_at"].endswith("Z") and shown["command"] == result["command"] == "restore"
     assert client.state() == before  # every table, every row
     assert Path(result["backup_before"]).parent == Path(dump).parent  # the damaged state was kept too
 

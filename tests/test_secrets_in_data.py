@@ -105,13 +105,13 @@ def test_names_and_tables_are_never_rewritten(login: Login, project: Path) -> No
     assert database["state"] == "in_sync"
     assert [m["name"] for m in database["sets"][0]["migrations"]] == SCAFFOLDER_FILES
     # The server's list of databases is data too: the other one carrying the prefix is named exactly.
-    where = f"postgresql://{login.role}@{login.server.host}:{login.server.port}/"
-    orphans = [d["database"] for d in whole.json()["databases"] if d["state"] == "orphan"]
-    assert orphans == [f"{where}{login.prefix}orphan"]
+    where = f"postgresql://{login.role}@{login.server.host}:{login.server.port}"
+    orphans = [(d["server"], d["database"]) for d in whole.json()["databases"] if d["state"] == "orphan"]
+    assert orphans == [(where, f"{login.prefix}orphan")]
 
     plan = run(login, project, "plan", "--to", str(project), "--json")
     assert plan.code == 0, plan.err
-    assert [(s["table"], s["revert"]) for s in plan.json()["sets"]] == [("knex_migrations", [])]
+    assert [(s["migrations_table"], s["revert"]) for s in plan.json()["sets"]] == [("knex_migrations", [])]
     doctor = run(login, project, "doctor")
     assert (doctor.code, doctor.out) == (0, "no problems found in 1 database x migration set pairs\n")
 

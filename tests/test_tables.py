@@ -3,10 +3,11 @@ named once above the table, relative times, values shortened in the middle, --wi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from helpers import knexwrap
+from helpers import PROJECT, knexwrap
 
 
 def sqlite(folder: Path) -> tuple[str, ...]:
@@ -42,7 +43,9 @@ user-settings.sqlite  user-settings                                             
 def test_whole_install_table_at_80_and_120_columns(install: Path, width: int, table: str) -> None:
     result = knexwrap("status", *sqlite(install), env={"COLUMNS": str(width)})
     assert result.code == 0
-    assert result.out == f"folder {install}\n\n{table}\n3 databases: 1 in_sync, 1 absent, 1 behind\n"
+    knex = json.loads((PROJECT / "node_modules" / "knex" / "package.json").read_text())["version"]
+    repository = f"repository: {PROJECT} (backend: none; knex {knex})"
+    assert result.out == f"folder {install}\n\n{table}\n3 databases: 1 in_sync, 1 absent, 1 behind\n{repository}\n"
     assert max(len(line) for line in table.splitlines()) <= width
 
 

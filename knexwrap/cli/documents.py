@@ -10,6 +10,7 @@ means a new SCHEMA_VERSION.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import PurePath
 from typing import Any
 
@@ -28,13 +29,14 @@ COMMANDS = {
     "DoctorReport": "doctor",
     "DowngradePlan": "plan",
     "DowngradeResult": "downgrade",
+    "RestorePlan": "restore",
+    "RestoreResult": "restore",
 }
 
 # Field names of knexwrap's results -> the vocabulary of the documents.
 _KEYS = {
     "table": "migrations_table",
     "directory": "migrations_directory",
-    "folder": "migrations_directory",
     "target_directory": "target_migrations_directory",
     "plugin_id": "plugin",
     "status": "state",
@@ -56,11 +58,28 @@ def document(result: Any, command: str | None = None) -> dict[str, Any]:
         return {**header, "summary": result.summary, **data}
     if kind == "ArchiveResult":
         for index in data["indexes"]:
+            # An archived set's folder is a migrations folder; "folder" elsewhere is not (a backup's, a package's).
+            index["migrations_directory"] = index.pop("folder")
             index["files"] = [{"name": name, "sha256": sha} for name, sha in index["files"]]
+    if kind in ("RestorePlan", "RestoreResult"):
+        data = _restore(data)
     if kind == "ConfigReport":
         for row in data["plugins"]:
             row["password_set"] = row.pop("password") == "set"
     return {**header, **where, **data}
+
+
+def _restore(data: dict[str, Any]) -> dict[str, Any]:
+    """A restore's document: `into` becomes server + database + schema, taken_at extended ISO 8601 (UTC)."""
+    placed: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "into":
+            placed.update(_split({"database": value}))
+        elif key == "taken_at" and isinstance(value, str) and re.fullmatch(r"\d{8}T\d{6}Z", value):
+            placed[key] = f"{value[:4]}-{value[4:6]}-{value[6:8]}T{value[9:11]}:{value[11:13]}:{value[13:15]}Z"
+        else:
+            placed[key] = value
+    return placed
 
 
 def error_document(

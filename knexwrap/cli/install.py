@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from .. import errors
-from . import output, sqlview
+from . import output, progress, sqlview
 from .options import change_options, confirm_or_cancel, options_from, target_options
 
 
@@ -120,11 +120,13 @@ def downgrade_command(to: str, no_backup: bool, force: bool, sql: str | None, **
     click.echo(output.as_text(plan, fmt), err=True)
     confirm_or_cancel(yes)
     limits = {"change_timeout": kw.pop("change_timeout"), "lock_timeout": kw.pop("lock_timeout")}
-    say = lambda line: click.echo(f"knexwrap: {line}", err=True)  # noqa: E731
+    say = lambda line: progress.said(f"knexwrap: {line}")  # noqa: E731
     with journaled(p.project, plan) as entry:
+        live = progress.migrations(as_json)  # each migration as knex reverts it, on a terminal
         result = downgrade_run.execute(
-            plan, p, timeout=timeout, take_backups=not no_backup, force=force, say=say, **limits
+            plan, p, timeout=timeout, take_backups=not no_backup, force=force, say=say, on_event=live, **limits
         )
+        progress.stop()
         entry.backups, entry.ran = list(result.backups), downgrade_run.journal_ran(plan, result, p.project)
         entry.outcome = result.failure or "done"
     output.emit(result, as_json=as_json, fmt=fmt)
@@ -143,7 +145,6 @@ def restore_command(backup_file: str, no_backup: bool, **kw: Any) -> None:
     """Put BACKUP (a file knexwrap's backups folder holds) back into the database it came from."""
     from ..state import whole as install
     from ..upgrade import restore
-    from . import text
 
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     options, project_dir = options_from(kw), kw.pop("project_dir")
@@ -156,7 +157,7 @@ def restore_command(backup_file: str, no_backup: bool, **kw: Any) -> None:
         output.emit(planned, as_json=as_json, fmt=fmt)
         return
     before_revert(connection, p.project, not no_backup)
-    click.echo(text.render(planned, fmt, False), err=True)
+    click.echo(output.as_text(planned, fmt), err=True)
     if not yes and not click.confirm("Go ahead?", default=False, err=True):
         raise errors.Cancelled("cancelled: nothing was changed")
     with journaled(p.project, planned) as entry:

@@ -119,7 +119,7 @@ def _change(
     if dry:
         output.emit(changes.dry_run(target, plan), as_json=as_json, fmt=fmt)
         return
-    say = lambda line: click.echo(f"knexwrap: {line}", err=True)  # noqa: E731
+    say = lambda line: progress.said(f"knexwrap: {line}")  # noqa: E731
     if not plan.names:
         output.emit(changes.execute(target, plan, say), as_json=as_json, fmt=fmt)
         return
@@ -129,7 +129,9 @@ def _change(
     with cli_install.journaled(target.project, plan) as entry:
         taken = cli_install.take_backup(target.connection, target.project) if backs_up else ()
         entry.backups = list(taken)
-        outcome = replace(changes.execute(target, plan, say), backups=taken)
+        live = progress.migrations(as_json)  # each migration as knex runs it, on a terminal
+        outcome = replace(changes.execute(target, plan, say, on_event=live), backups=taken)
+        progress.stop()
         entry.ran = journal.ran_of(target.header()["database"], target.migrations, outcome.done, plan.action)
     output.emit(outcome, as_json=as_json, fmt=fmt)
 

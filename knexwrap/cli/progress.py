@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from ..knex.events import MigrationEvent
 
 # The seam for changes that report each migration as knex runs it: (migration file name, phase), e.g.
 # ("20240101000000_init.js", "applying"). Progress.migration is one; a change takes it as an argument.
@@ -56,6 +59,29 @@ def start(as_json: bool) -> Progress | None:
         return None
     _active = Progress(sys.stderr)
     return _active
+
+
+def migrations(as_json: bool) -> Callable[[MigrationEvent], None] | None:
+    """A listener for a change's per-migration events (knex/events.py) that shows the migration knex is
+    running ("applying NAME…", "reverting NAME…") on a terminal's stderr; None with --json or off a terminal."""
+    shown = start(as_json)
+    if shown is None:
+        return None
+
+    def on_event(event: MigrationEvent) -> None:
+        if event.kind == "start":
+            shown.migration(event.name, "applying" if event.direction == "up" else "reverting")
+
+    return on_event
+
+
+def said(line: str) -> None:
+    """LINE on stderr on a line of its own: the progress line (if any) is erased first; the next migration
+    shows again."""
+    if _active is not None:
+        _active.clear()
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def stop() -> None:

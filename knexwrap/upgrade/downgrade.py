@@ -117,7 +117,13 @@ def set_target(p: install.Plan, one: SetPlan, node: Node) -> Target:
     return Target(p.project, migrations, p.databases[one.plugin], node)
 
 
-def _revert_set(one: SetPlan, target: Target, node: Node, say: Callable[[str], None]) -> list[Step]:
+def _revert_set(
+    one: SetPlan,
+    target: Target,
+    node: Node,
+    say: Callable[[str], None],
+    on_event: Callable[[events.MigrationEvent], None] | None = None,
+) -> list[Step]:
     """`knex migrate:down NAME` per file, under knexwrap's lock of the set, each held to the rows it expects.
 
     SIGINT/SIGTERM are handled as in every change (upgrade/interrupt.py): the step running is cancelled or
@@ -126,7 +132,7 @@ def _revert_set(one: SetPlan, target: Target, node: Node, say: Callable[[str], N
     steps: list[Step] = []
     try:
         with lock.hold(target) as holder:
-            watch = interrupt.Watch(target.connection.client, say, holder)
+            watch = interrupt.Watch(target.connection.client, say, holder, listener=on_event)
             with interrupt.watching(watch):
                 for name in one.revert:
                     steps.append(_step(one, target, node, name, watch, {s.name for s in steps}))
@@ -216,7 +222,14 @@ def execute(
     change_timeout: float | None = None,
     lock_timeout: float | None = None,
     say: Callable[[str], None] = lambda _: None,
+    on_event: Callable[[events.MigrationEvent], None] | None = None,
 ) -> DowngradeResult:
+    """Revert the plan's files, newest first, set by set, after a backup of each changed database.
+
+    Stops at the first failure or interrupt: the result says what was reverted, stopped and not run, with the
+    failure as {"code", "message", "exit_code"}. `say` gets lines to read at once (an interrupt), `on_event`
+    each migration's events as knex reverts it (knex/events.py), e.g. for live progress.
+    """
     result = DowngradeResult(plan.to, (), (), ())
     if not plan.changes:
         return result
@@ -233,7 +246,7 @@ def execute(
     steps: list[Step] = []
     try:
         for one in plan.changes:
-            steps += _revert_set(one, targets[(one.database, one.table)], node, say)
+            steps += _revert_set(one, targets[(one.database, one.table)], node, say, on_event)
     except _Stopped as stopped:
         steps += stopped.steps
         done = {(s.database, s.table, s.name) for s in steps}
