@@ -159,7 +159,11 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "success"),
     (1, "knex failed with output knexwrap does not recognise (shown as knex printed it)"),
     (2, "usage error: unknown option, missing argument"),
-    (3, "configuration error: missing variable, unknown plugin, ambiguous plugin, bad value, hostile input"),
+    (
+        3,
+        "configuration error: missing variable, unknown plugin, ambiguous plugin, bad value, hostile input, "
+        "a state folder that cannot be used",
+    ),
     (4, "a tool is missing: node, the project's knex, or the database driver"),
     (5, "the database server cannot be reached: connection refused, host not found"),
     (6, "authentication failed"),
@@ -173,8 +177,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (14, "cancelled: the confirmation was declined or could not be asked"),
     (
         15,
-        "the backup before a revert failed, cannot be taken or does not read back (dump tool missing or too old, "
-        "the state folder not writable)",
+        "the backup before a revert failed, cannot be taken or does not read back (dump tool missing or too old)",
     ),
     (16, "a Backstage backend is connected to a database a downgrade would change (--force to go on)"),
     (17, "doctor found problems (each is listed with its fix)"),
