@@ -167,7 +167,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
         "configuration error: missing variable, unknown or ambiguous plugin, bad value, missing migrations folder, "
         "no backend plugin found (status, doctor, snapshot, plan, downgrade), malformed or hostile app-config/.env "
         "(alias bomb, too deep, `$include` cycle, not UTF-8), an unusable plugin id, a state folder that cannot be "
-        "used",
+        "used (read-only, not a folder)",
     ),
     (4, "a tool is missing: node, the project's knex, or the database driver"),
     (
@@ -191,7 +191,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (
         15,
         "the backup before a revert failed, cannot be taken or does not read back (dump tool missing or older "
-        "than the server, the state folder not writable)",
+        "than the server)",
     ),
     (16, "a Backstage backend is connected to a database a downgrade would change (`--force` to go on)"),
     (17, "`doctor` found problems (each listed with its fix)"),

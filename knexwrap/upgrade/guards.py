@@ -36,8 +36,8 @@ def check(target: Target, plan: Plan, *, force: bool) -> Plan:
         return plan
     notes: list[str] = []
     client = target.connection.client
+    # A database (or schema) the plan creates first has never been used: no backend can be migrating it.
     if client == "pg" and plan.creates is None:
-        # A database (or schema) the plan creates has no backend on it yet, and no sessions to read.
         notes += _backend(target, plan, force)
     elif plan.action == "revert":  # an apply beside a backend is normal: only a revert needs it stopped
         kind = "MySQL/MariaDB" if client in _MYSQL else "SQLite"
