@@ -77,7 +77,7 @@ def test_sigterm_during_a_downgrade_step_lets_it_finish_and_reports_from_the_dat
         assert psql_rows(pg, db, "select count(*) from knex_migrations_lock where is_locked = 1") == [("0",)]
         assert err.splitlines()[-1] == f"knexwrap: error: interrupted by SIGTERM during {SLOW}", err
         # The report is the database's: the step that ran to its end is reverted, never "failed".
-        steps = [(step["name"], step["status"]) for step in json.loads(out)["steps"]]
-        assert steps == [(SLOW, "reverted"), (QUICK, "not run")]
+        steps = [(step["name"], step["state"]) for step in json.loads(out)["steps"]]
+        assert steps == [(SLOW, "reverted"), (QUICK, "not_run")]
     finally:
         drop_database(pg, db)

@@ -141,7 +141,7 @@ def expected_status(repo: Repo, pg: PgServer) -> dict[str, Any]:
             }
         ],
         "not_loaded": [
-            {"package": AUTH, "version": "0.31.0", "plugin_id": "auth", "folder": f"{root}/node_modules/{AUTH}"}
+            {"package": AUTH, "version": "0.31.0", "plugin": "auth", "folder": f"{root}/node_modules/{AUTH}"}
         ],
         "databases": {
             "todo": {
