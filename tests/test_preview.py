@@ -33,14 +33,20 @@ def pg_env(pg: PgServer) -> dict[str, str | None]:
     return {"POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": pg.user}
 
 
-def pg_databases(pg: PgServer) -> set[str]:
-    """knexwrap's scratch databases on the server (other test runs create and drop databases of their own)."""
+def _ours(name: str, pid: int | None) -> bool:
+    """A scratch database of knexwrap run in process PID (default: this one, where CliRunner runs it): other
+    sessions on the shared servers make and drop scratch databases of their own at the same time."""
+    return name.startswith(f"{SCRATCH_PREFIX}{os.getpid() if pid is None else pid}_")
+
+
+def pg_databases(pg: PgServer, pid: int | None = None) -> set[str]:
+    """knexwrap's scratch databases of process PID on the server (scratch.py names them with the pid)."""
     sql = f"select datname from pg_database where datname like '{SCRATCH_PREFIX}%'"
-    return {r[0] for r in psql_rows(pg, "postgres", sql)}
+    return {r[0] for r in psql_rows(pg, "postgres", sql) if _ours(r[0], pid)}
 
 
-def maria_databases(m: MariaServer) -> list[tuple[str, ...]]:
-    return mysql_rows(m, None, f"show databases like '{SCRATCH_PREFIX}%'")
+def maria_databases(m: MariaServer, pid: int | None = None) -> list[tuple[str, ...]]:
+    return [r for r in mysql_rows(m, None, f"show databases like '{SCRATCH_PREFIX}%'") if _ours(r[0], pid)]
 
 
 def pg_snapshot(pg: PgServer, db: str) -> dict[str, Any]:
@@ -387,6 +393,7 @@ def test_pg_interrupt_drops_the_scratch_database(
     # click turns the interrupt into its Abort, which knexwrap reports as "cancelled" (14); 130 if it reaches main.
     assert running.returncode in (14, 130), err
     assert err.endswith(("knexwrap: error: cancelled: nothing was changed\n", "knexwrap: error: interrupted\n"))
+    assert pg_databases(pg, running.pid) == set()  # the scratch database of that knexwrap process is gone
     assert pg_databases(pg) == databases
     assert pg_snapshot(pg, pg_database) == before
 
