@@ -5,27 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import PluginAmbiguous, PluginNotFound, ToolMissing
+from ..errors import PluginAmbiguous, PluginNotFound
+from .root import find_root
 from .sets import EVERY_PLUGIN, MigrationSet, discover_all
 
-KNEX_BIN = Path("node_modules", ".bin", "knex")
+KNEX_BIN = Path("node_modules", ".bin", "knex")  # where find_root looks for knex
 
 
 def find_project(start: Path, explicit: str | None) -> Path:
-    """The folder whose node_modules holds knex: --project-dir, else the cwd or its nearest parent."""
-    if explicit is not None:
-        project = Path(explicit).resolve()
-        if not (project / KNEX_BIN).exists():
-            raise ToolMissing(f"--project-dir {explicit}: no {KNEX_BIN} there (run npm install in it)")
-        return project
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        if (folder / KNEX_BIN).exists():
-            return folder
-    raise ToolMissing(
-        f"no {KNEX_BIN} in {start} or any parent folder: run knexwrap inside the Backstage project "
-        "(after npm install / yarn install) or pass --project-dir"
-    )
+    """The folder whose node_modules holds knex: --project-dir, else the cwd or its nearest parent (root.py)."""
+    return Path(find_root(str(start), explicit))
 
 
 def _by_path(project: Path, spec: str) -> MigrationSet:

@@ -7,7 +7,6 @@ through its environment: argv never holds a password.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,15 +14,14 @@ from typing import Any
 
 from ..errors import ToolMissing
 from ..install.plugins import KNEX_BIN
+from . import prestart
 from .failures import classify
-from .process import Run, find, run
+from .process import Run, find, finished, run, timed_out
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 KNEXFILE = JS_DIR / "knexfile.js"
-PASSWORD_ENV = "KNEXWRAP_PASSWORD"
-# FORCE_COLOR turns colours on even when set to 0; libpq-style PG* variables would let the driver
-# fill a gap from the shell. knexwrap always names host, port, user and database itself.
-_DROPPED = frozenset({"FORCE_COLOR", PASSWORD_ENV, "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD"})
+READER = Path(prestart.READER)
+PASSWORD_ENV = prestart.PASSWORD_ENV
 
 
 @dataclass(frozen=True)
@@ -48,11 +46,22 @@ class Node:
     ) -> list[dict[str, Any]]:
         """Run the read-only reader over several targets in one process.
 
-        `secrets` are extra environment variables (other targets' passwords), `progress` gets the id
-        of each target as the reader finishes it.
+        `secrets` are other targets' passwords by the name their `passwordEnv` gives; the request and
+        every password travel on the reader's stdin. `progress` gets the id of each target as the
+        reader finishes it. The reader the launcher started for this project is used when there is one.
         """
-        env = {"KNEXWRAP_READ": json.dumps(targets), **(secrets or {})}
-        run = self._run([str(JS_DIR / "read_state.js")], env, progress, tuple((secrets or {}).values()))
+        passwords = {**({PASSWORD_ENV: self.password} if self.password is not None else {}), **(secrets or {})}
+        request = json.dumps({"targets": targets, "secrets": passwords})
+        masked = (self.password, *(secrets or {}).values())
+        on_err = _progress(progress) if progress is not None else None
+        started = prestart.claim(str(self.project))
+        if started is None:
+            run = self._run([str(READER)], {}, on_err, masked, stdin=request, with_password=False)
+        else:
+            done = prestart.exchange(started, request.encode(), self.timeout, on_err)
+            if done is None:
+                raise timed_out(READER.name, self.timeout)
+            run = finished((prestart.READER,), *done, masked)
         if run.exit_code != 0:
             raise classify(run.stdout, run.stderr, run.exit_code)
         result: list[dict[str, Any]] = json.loads(run.stdout)
@@ -62,10 +71,9 @@ class Node:
         """One run of knexwrap's own script js/NAME with ENV added; the exit code is the caller's to judge."""
         return self._run([str(JS_DIR / name)], env)
 
-    def _environment(self, extra: dict[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
-        env.update(extra, NO_COLOR="1", KNEX_PATH=str(self.project / "node_modules" / "knex" / "knex.js"))
-        if self.password is not None:
+    def _environment(self, extra: dict[str, str], with_password: bool = True) -> dict[str, str]:
+        env = {**prestart.reader_environment(str(self.project)), **extra}
+        if with_password and self.password is not None:
             env[PASSWORD_ENV] = self.password
         return env
 
@@ -73,21 +81,23 @@ class Node:
         self,
         argv: list[str],
         extra_env: dict[str, str],
-        progress: Callable[[str], None] | None = None,
-        secrets: tuple[str, ...] = (),
+        on_err: Callable[[str], None] | None = None,
+        secrets: tuple[str | None, ...] = (),
+        stdin: str | None = None,
+        with_password: bool = True,
     ) -> Run:
         node = find("node", "knexwrap runs the project's knex with it")
         if not Path(argv[0]).exists():
             raise ToolMissing(f"{argv[0]} is missing: run npm install in {self.project}")
-        on_err = _progress(progress) if progress is not None else None
         return run(
             node,
             argv,
             cwd=self.project,
-            env=self._environment(extra_env),
+            env=self._environment(extra_env, with_password),
             timeout=self.timeout,
             secrets=(self.password, *secrets),
             on_err_line=on_err,
+            stdin=stdin,
         )
 
 

@@ -2,16 +2,23 @@
 // The Knex CLI cannot do this: migrate:list and migrate:currentVersion create the tables they read,
 // and no CLI command shows batches, run times or the lock.
 //
-// Input (environment, never argv):
-//   KNEX_PATH            the project's knex/knex.js
-//   KNEXWRAP_READ        JSON list of {"id", "config", "tables", "passwordEnv"?, "listDatabases"?}
-//   the variable named by passwordEnv holds that target's password
+// Input:
+//   KNEX_PATH (environment)         the project's knex/knex.js
+//   KNEXWRAP_PRELOAD (environment)  optional: a knex client whose driver to load while waiting for the request
+//   stdin: one JSON request {"targets": [{"id", "config", "tables", "passwordEnv"?, "listDatabases"?}],
+//          "secrets": {name: password}}; a target's password is secrets[passwordEnv]. An empty stdin (the
+//          parent gave up before asking: knexwrap's launcher starts this early) means: exit, read nothing.
 // Output: one JSON list on stdout, one entry per target: {"id", "tables": {...}}, {"id", "databases": [...]}
 // or {"id", "error"}; a line "done <id>" on stderr as each target finishes (knexwrap's progress).
 'use strict';
 
+// Node 22.1+ keeps compiled code between runs; older Node (20 here) has no such function.
+const nodeModule = require('module');
+if (typeof nodeModule.enableCompileCache === 'function') nodeModule.enableCompileCache();
+
 // stdout carries the one JSON answer: whatever knex or a driver logs (knex 3.3 logs connection errors
 // with console.log) goes to stderr instead.
+const path = require('path');
 const util = require('util');
 for (const level of ['log', 'info', 'warn', 'debug']) {
   console[level] = (...args) => process.stderr.write(`${util.format(...args)}\n`);
@@ -19,19 +26,60 @@ for (const level of ['log', 'info', 'warn', 'debug']) {
 
 const knexFactory = require(process.env.KNEX_PATH);
 
+// The driver knex would load for this client, loaded through knex's own dialect so that its later
+// require finds it cached. Only a guess (the launcher's): any failure is left to the real require.
+function preloadDriver(client) {
+  if (!client) return;
+  try {
+    const dialects = require(path.join(path.dirname(process.env.KNEX_PATH), 'lib', 'dialects'));
+    dialects.getDialectByNameOrAlias(client).prototype._driver();
+  } catch {
+    // not preloaded: nothing is lost
+  }
+}
+
+// At most this many targets are read at once: one connection each, whatever the size of the install.
+const CONCURRENCY = 8;
+
+async function readRequest() {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  const text = Buffer.concat(chunks).toString('utf8');
+  return text.trim() === '' ? null : JSON.parse(text);
+}
+
 function isoTime(value) {
   if (value === null || value === undefined) return null;
   const date = value instanceof Date ? value : new Date(value);
   return Number.isNaN(date.getTime()) ? String(value) : date.toISOString();
 }
 
-async function readTable(knex, table) {
-  if (!(await knex.schema.hasTable(table))) {
+// Which of NAMES exist, in one round trip where the dialect allows it; the same tables knex's
+// schema.hasTable sees (pg: the current schema, i.e. the search path's; SQLite: the main database).
+const EXISTING_TABLES = {
+  pg: 'select table_name as name from information_schema.tables where table_schema = current_schema() and table_name = any(?)',
+  'better-sqlite3': "select name from sqlite_master where type = 'table' and name in (select value from json_each(?))",
+  sqlite3: "select name from sqlite_master where type = 'table' and name in (select value from json_each(?))",
+};
+
+async function existingTables(knex, client, names) {
+  const sql = EXISTING_TABLES[client];
+  if (!sql) {
+    const found = await Promise.all(names.map(async name => ((await knex.schema.hasTable(name)) ? name : null)));
+    return new Set(found.filter(Boolean));
+  }
+  const result = await knex.raw(sql, [client === 'pg' ? names : JSON.stringify(names)]);
+  const rows = Array.isArray(result) ? result : result.rows;
+  return new Set(rows.map(r => r.name));
+}
+
+async function readTable(knex, table, existing) {
+  if (!existing.has(table)) {
     return { exists: false, rows: [], lock: { exists: false, locked: false } };
   }
   const rows = await knex(table).select('name', 'batch', 'migration_time').orderBy('id');
   const lockTable = `${table}_lock`;
-  const lockExists = await knex.schema.hasTable(lockTable);
+  const lockExists = existing.has(lockTable);
   const lockRows = lockExists ? await knex(lockTable).select('is_locked') : [];
   return {
     exists: true,
@@ -73,9 +121,9 @@ async function missingSchema(knex, config) {
   return { code: '3F000', message: `schema "${schema}" does not exist in database "${config.connection.database}"` };
 }
 
-async function readTarget(target) {
+async function readTarget(target, secrets) {
   const config = { ...target.config, pool: { min: 0, max: 1 } };
-  const password = target.passwordEnv ? process.env[target.passwordEnv] : undefined;
+  const password = target.passwordEnv ? secrets[target.passwordEnv] : undefined;
   if (password !== undefined && config.connection) {
     config.connection = { ...config.connection, password };
   }
@@ -89,8 +137,9 @@ async function readTarget(target) {
       return { id: target.id, error: noSchema };
     }
     const tables = {};
+    const existing = await existingTables(knex, config.client, target.tables.flatMap(t => [t, `${t}_lock`]));
     for (const table of target.tables) {
-      tables[table] = await readTable(knex, table);
+      tables[table] = await readTable(knex, table, existing);
     }
     if (target.sessions) {
       return { id: target.id, tables, sessions: await backendSessions(knex) };
@@ -104,9 +153,29 @@ async function readTarget(target) {
   }
 }
 
+// Every target, CONCURRENCY at a time, the results in the order of the targets.
+async function readAll(targets, secrets) {
+  const results = new Array(targets.length);
+  let next = 0;
+  async function worker() {
+    while (next < targets.length) {
+      const index = next++;
+      results[index] = await readTarget(targets[index], secrets);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, targets.length) }, worker));
+  return results;
+}
+
 async function main() {
-  const targets = JSON.parse(process.env.KNEXWRAP_READ || '[]');
-  const results = await Promise.all(targets.map(readTarget));
+  const pending = readRequest();
+  let arrived = false;
+  pending.then(() => (arrived = true), () => {});
+  await new Promise(resolve => setImmediate(resolve));
+  if (!arrived) preloadDriver(process.env.KNEXWRAP_PRELOAD); // idle until the request comes: use the wait
+  const request = await pending;
+  if (request === null) return;
+  const results = await readAll(request.targets, request.secrets || {});
   process.stdout.write(JSON.stringify(results) + '\n');
 }
 

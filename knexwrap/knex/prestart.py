@@ -1,0 +1,187 @@
+"""The read-only reader started before the heavy imports: the one program knexwrap starts without sh.
+
+`knexwrap status PLUGIN` spends most of its time in series: Python imports click and knexwrap, then node
+starts and requires knex. The launcher (cli/launch.py) calls start() first thing, so node loads knex on
+the other core while Python imports; the normal path then hands the request over in Node.read (claim()
+and exchange()). The reader waits on stdin and does nothing before it gets a request: a parent that
+never sends one closes the pipe (abandon(), or its own exit) and the reader exits without reading.
+
+Standard library only, and nothing imported at module level but os and signal: this runs before the
+heavy imports. The environment is the one Node gives every reader run (reader_environment()), so a
+prestarted reader and one started through sh see the same variables and the same folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+
+READER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js", "read_state.js")
+PASSWORD_ENV = "KNEXWRAP_PASSWORD"
+# FORCE_COLOR turns colours on even when set to 0; libpq-style PG* variables would let the driver
+# fill a gap from the shell. knexwrap always names host, port, user and database itself.
+DROPPED = frozenset({"FORCE_COLOR", PASSWORD_ENV, "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD"})
+# The reader's hint to load this client's driver while it waits (read_state.js, preloadDriver).
+PRELOAD_ENV = "KNEXWRAP_PRELOAD"
+
+
+def knex_path(project: str) -> str:
+    return os.path.join(project, "node_modules", "knex", "knex.js")
+
+
+def reader_environment(project: str) -> dict[str, str]:
+    """The environment of every node run: the user's minus DROPPED, no colours, the project's knex."""
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED}
+    env.update(NO_COLOR="1", KNEX_PATH=knex_path(project))
+    return env
+
+
+def which(program: str) -> str | None:
+    """The first executable PROGRAM on PATH, as shutil.which finds it (shutil costs an import here)."""
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(folder or ".", program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+class Started:
+    """A reader waiting for its request: the process and the parent's ends of its three pipes."""
+
+    def __init__(self, project: str, pid: int, stdin: int, stdout: int, stderr: int) -> None:
+        self.project, self.pid = project, pid
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        self.on_wait: Callable[[], None] | None = None
+
+
+_waiting: Started | None = None
+
+
+def start(project: str, preload: str | None, on_wait: Callable[[], None] | None = None) -> bool:
+    """Start the reader for PROJECT (an absolute folder from install.root.find_root), waiting on stdin.
+
+    PRELOAD names the knex client whose driver it may load while it waits (None: none); ON_WAIT runs
+    in the parent once the request is sent, while the reader queries. False when node, knex or the
+    reader script is missing: the normal path then reports that as it always does.
+    """
+    global _waiting
+    node = which("node")
+    if _waiting is not None or node is None or not os.path.isfile(knex_path(project)):
+        return False
+    env = reader_environment(project)
+    if preload:
+        env[PRELOAD_ENV] = preload
+    # Pipes are close-on-exec: the child keeps only what dup2 gives it as 0, 1 and 2.
+    child_in, stdin = os.pipe()
+    stdout, child_out = os.pipe()
+    stderr, child_err = os.pipe()
+    actions = [(os.POSIX_SPAWN_DUP2, child_in, 0), (os.POSIX_SPAWN_DUP2, child_out, 1)]
+    actions.append((os.POSIX_SPAWN_DUP2, child_err, 2))
+    here = os.open(".", os.O_RDONLY)
+    try:
+        os.chdir(project)  # posix_spawn has no cwd here (3.13+); no thread runs yet to see the change
+        pid = os.posix_spawn(node, [node, READER], env, file_actions=actions)
+    except OSError:
+        for fd in (stdin, stdout, stderr):
+            os.close(fd)
+        return False
+    finally:
+        os.fchdir(here)
+        for fd in (here, child_in, child_out, child_err):
+            os.close(fd)
+    _waiting = Started(project, pid, stdin, stdout, stderr)
+    _waiting.on_wait = on_wait
+    return True
+
+
+def claim(project: str) -> Started | None:
+    """The waiting reader if it was started for PROJECT; it is the caller's from then on (exchange())."""
+    global _waiting
+    started = _waiting
+    if started is None or started.project != project:
+        return None
+    _waiting = None
+    return started
+
+
+def exchange(
+    started: Started, request: bytes, timeout: float, on_err_line: Callable[[str], None] | None = None
+) -> tuple[int, bytes, bytes] | None:
+    """Send REQUEST, then collect (exit code, stdout, stderr) as sh would: a signal is a negative code.
+
+    None when the reader did not finish within TIMEOUT seconds of the request (it is killed).
+    ON_ERR_LINE gets each stderr line as it arrives (the reader's progress).
+    """
+    import selectors
+    import time
+
+    try:
+        _write_all(started.stdin, request)
+    except BrokenPipeError:
+        pass  # the reader died before reading: its stderr and exit code say why
+    finally:
+        os.close(started.stdin)
+    try:
+        if started.on_wait is not None:
+            started.on_wait()
+        deadline = time.monotonic() + timeout
+        out, err, pending = bytearray(), bytearray(), ""
+        with selectors.DefaultSelector() as selector:
+            selector.register(started.stdout, selectors.EVENT_READ, out)
+            selector.register(started.stderr, selectors.EVENT_READ, err)
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                for key, _ in selector.select(left) if left > 0 else []:
+                    chunk = os.read(key.fd, 65536)
+                    key.data.extend(chunk)
+                    if key.fd == started.stderr and on_err_line is not None:
+                        pending = _lines(pending + chunk.decode("utf-8", "replace"), on_err_line, final=not chunk)
+                    if not chunk:
+                        selector.unregister(key.fd)
+                        os.close(key.fd)
+                if left <= 0 and selector.get_map():
+                    _stop(started)
+                    return None
+    except BaseException:
+        _stop(started)  # an interrupt, or on_wait failed: the reader goes with us
+        raise
+    _, status = os.waitpid(started.pid, 0)
+    return os.waitstatus_to_exitcode(status), bytes(out), bytes(err)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _lines(text: str, on_line: Callable[[str], None], final: bool) -> str:
+    """Hand on each complete line of TEXT (every line when FINAL); what is left of an unfinished one."""
+    *complete, rest = text.split("\n")
+    for line in complete:
+        on_line(line + "\n")
+    if final and rest:
+        on_line(rest)
+        return ""
+    return rest
+
+
+def _stop(started: Started) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(started.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):  # already reaped
+        os.waitpid(started.pid, 0)
+    for fd in (started.stdout, started.stderr):
+        with contextlib.suppress(OSError):  # already closed at its end of file
+            os.close(fd)
+
+
+def abandon() -> None:
+    """Stop a reader nobody claimed (the command failed first, or never read): it must not outlive us."""
+    global _waiting
+    started, _waiting = _waiting, None
+    if started is not None:
+        os.close(started.stdin)
+        _stop(started)

@@ -1,0 +1,196 @@
+"""The `knexwrap` console script starts the reader of `status PLUGIN` early (cli/launch.py): same answers.
+
+Each case runs the installed console script (the launcher) and `python -m knexwrap` (the normal path,
+no launcher) as separate processes, on the real knex, SQLite files and PostgreSQL, and compares
+stdout, stderr and the exit code byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from helpers import CLEAN_ENV, PROJECT, sqlite_tables
+from servers import PgServer, _free_port, psql_rows
+
+LAUNCHER = Path(sys.executable).parent / "knexwrap"
+NORMAL = [sys.executable, "-m", "knexwrap"]
+
+
+def environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    return {**env, "NO_COLOR": "1", **(extra or {})}
+
+
+def run(argv: list[str], env: Mapping[str, str], cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=120, check=False)
+
+
+def same(args: list[str], env: Mapping[str, str], cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    """Run ARGS both ways; they must agree on everything a user or a script can see."""
+    launched, normal = run([str(LAUNCHER), *args], env, cwd), run([*NORMAL, *args], env, cwd)
+    assert (launched.returncode, launched.stdout, launched.stderr) == (normal.returncode, normal.stdout, normal.stderr)
+    return launched
+
+
+def imported(argv: list[str], env: Mapping[str, str]) -> set[str]:
+    """The modules a run imports (python -X importtime)."""
+    done = run([sys.executable, "-X", "importtime", *argv], env)
+    return {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.fixture
+def sqlite_dir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def sqlite_opts(folder: Path) -> list[str]:
+    return ["--client", "better-sqlite3", "--sqlite-dir", str(folder)]
+
+
+@pytest.fixture
+def migrated_sqlite(sqlite_dir: Path) -> Path:
+    env = environment()
+    assert run([*NORMAL, "up", "catalog", *sqlite_opts(sqlite_dir), "--yes"], env).returncode == 0
+    assert run([*NORMAL, "up", "catalog", *sqlite_opts(sqlite_dir), "--yes"], env).returncode == 0
+    return sqlite_dir
+
+
+def test_sqlite_status_is_the_same_both_ways(migrated_sqlite: Path) -> None:
+    env, opts = environment(), sqlite_opts(migrated_sqlite)
+    assert "applied" in same(["status", "catalog", *opts], env).stdout
+    assert same(["status", "catalog", *opts, "--json"], env).stdout.startswith("{")
+    assert "batch" in same(["status", "catalog", *opts, "--verbose", "--fmt", "github"], env).stdout
+    assert same(["status", "catalog", *opts, "--check"], env).returncode == 10  # two of four pending
+
+
+def test_sqlite_errors_are_the_same_both_ways(migrated_sqlite: Path, tmp_path: Path) -> None:
+    env, opts = environment(), sqlite_opts(migrated_sqlite)
+    assert same(["status", "nosuch", *opts], env).returncode == 3
+    assert same(["status", "app", *opts], env).returncode == 7  # no app.sqlite: never created by a read
+    assert not (migrated_sqlite / "app.sqlite").exists()
+    assert same(["status", "catalog", *opts, "--bogus"], env).returncode == 2
+    assert same(["status", "catalog", *opts, "--timeout", "0"], env).returncode == 3
+    assert same(["status", "catalog", *opts, "--project-dir", str(tmp_path)], env).returncode == 4
+    assert same(["status", "catalog", *opts], env, cwd=tmp_path).returncode == 4  # no project above
+    assert same(["status", "catalog", "--help"], env).returncode == 0
+
+
+def test_sqlite_status_reads_through_the_early_reader_and_creates_nothing(sqlite_dir: Path) -> None:
+    db = sqlite_dir / "catalog.sqlite"
+    __import__("sqlite3").connect(db).close()  # an empty database file, as a fresh backend leaves it
+    args, env = ["status", "catalog", *sqlite_opts(sqlite_dir), "--json"], environment()
+    assert '"table_exists": false' in same(args, env).stdout
+    assert sqlite_tables(db) == set()
+    # The normal path starts node through sh; the launcher's path never needs sh: its reader was handed the read.
+    assert "sh" in imported(["-m", "knexwrap", *args], env)
+    assert "sh" not in imported([str(LAUNCHER), *args], env)
+
+
+def pg_catalog(pg: PgServer, db: str) -> list[tuple[str, ...]]:
+    """Every table of the database with its rows as text: what a read must leave exactly as it was."""
+    listed = "select table_name from information_schema.tables where table_schema = 'public' order by 1"
+    tables = psql_rows(pg, db, listed)
+    found: list[tuple[str, ...]] = [tuple(t[0] for t in tables)]
+    for (table,) in tables:
+        found += psql_rows(pg, db, f'select t::text from "{table}" t order by 1')
+    return found
+
+
+def test_postgres_status_is_the_same_both_ways_and_changes_nothing(pg: PgServer, pg_database: str) -> None:
+    env = environment({"POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": pg.user})
+    args = ["status", "catalog", "--database", pg_database]
+    empty = pg_catalog(pg, pg_database)
+    assert same(args, env).returncode == 0
+    assert pg_catalog(pg, pg_database) == empty  # no knex_migrations, no lock table
+    assert run([*NORMAL, "up", "catalog", "--database", pg_database, "--yes"], env).returncode == 0
+    before = pg_catalog(pg, pg_database)
+    assert "3 pending" in same(args, env).stdout
+    assert same([*args, "--json"], env).returncode == 0
+    assert same([*args, "--check"], env).returncode == 10
+    assert pg_catalog(pg, pg_database) == before
+    assert "sh" not in imported([str(LAUNCHER), *args], env)
+
+
+def test_postgres_errors_are_the_same_both_ways(pg: PgServer) -> None:
+    env = environment({"POSTGRES_HOST": pg.host, "POSTGRES_USER": pg.user})
+    unreachable = same(["status", "catalog", "--database", "x", "--port", str(_free_port())], env)
+    assert (unreachable.returncode, unreachable.stdout) == (5, "")
+    assert same(["status", "catalog", "--database", f"kw_absent_{uuid.uuid4().hex[:8]}", "--json"], env).returncode == 7
+    assert same(["status", "catalog", "--database", "x", "--port", "nope"], env).returncode == 3
+
+
+# Runs the launcher in-process, recording the pid of each reader it starts; prints the exit code and
+# the pids still present (running or unreaped) once main() has returned.
+_WATCH = textwrap.dedent(
+    """
+    import os, sys
+    from knexwrap.cli import launch
+    from knexwrap.knex import prestart
+    pids, real = [], prestart.start
+    def start(*args, **kwargs):
+        started = real(*args, **kwargs)
+        if started:
+            pids.append(prestart._waiting.pid)
+        return started
+    prestart.start = start
+    code = launch.main(sys.argv[1:])
+    print("RESULT", code, len(pids), [p for p in pids if os.path.exists(f"/proc/{p}")], file=sys.stderr)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["status", "nosuch"], 3),  # fails before the request: the reader is never handed one
+        (["status", "app"], 7),  # no app.sqlite
+        (["status", "catalog", "--bogus"], 2),  # click's usage error
+        (["status", "catalog"], 0),
+    ],
+)
+def test_the_early_reader_never_outlives_knexwrap(migrated_sqlite: Path, args: list[str], code: int) -> None:
+    done = run([sys.executable, "-c", _WATCH, *args, *sqlite_opts(migrated_sqlite)], environment())
+    assert done.stderr.splitlines()[-1] == f"RESULT {code} 1 []", done.stderr
+
+
+def readers_with(marker: str) -> list[int]:
+    """Processes whose environment holds MARKER (the reader inherits knexwrap's environment)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
+def test_the_early_reader_exits_when_knexwrap_is_killed_before_asking(migrated_sqlite: Path) -> None:
+    marker = f"KNEXWRAP_TEST_MARK={uuid.uuid4().hex}"
+    env = environment(dict([marker.split("=")]))
+    args = [str(LAUNCHER), "status", "catalog", *sqlite_opts(migrated_sqlite), "--ask-password"]
+    parent = subprocess.Popen(args, cwd=PROJECT, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while len(readers_with(marker)) < 2 and time.monotonic() < deadline:  # knexwrap and its reader
+            time.sleep(0.05)
+        assert parent.pid in readers_with(marker) and len(readers_with(marker)) == 2
+        parent.send_signal(signal.SIGKILL)  # no finally, no atexit: only the closed pipe tells the reader
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while readers_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert readers_with(marker) == []
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
