@@ -128,6 +128,26 @@ def test_postgres_errors_are_the_same_both_ways(pg: PgServer) -> None:
     assert same(["status", "catalog", "--database", "x", "--port", "nope"], env).returncode == 3
 
 
+def test_postgres_timeout_is_the_same_both_ways(pg: PgServer, pg_database: str) -> None:
+    env = environment({"POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": pg.user})
+    assert run([*NORMAL, "up", "catalog", "--database", pg_database, "--yes"], env).returncode == 0
+    # A session holding knex's table makes every read of it wait: only knexwrap's timeout ends the wait.
+    hold = "begin; lock table knex_migrations in access exclusive mode; select pg_sleep(60);"
+    argv = ["psql", "-h", pg.host, "-p", str(pg.port), "-U", pg.user, "-d", pg_database, "-c", hold]
+    holder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        locked = "select count(*) from pg_locks where mode = 'AccessExclusiveLock' and relation::regclass::text = "
+        while psql_rows(pg, pg_database, locked + "'knex_migrations'") != [("1",)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        timed_out = same(["status", "catalog", "--database", pg_database, "--timeout", "3"], env)
+        assert timed_out.returncode == 13
+        assert "did not finish within 3 s and was stopped" in timed_out.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 # Runs the launcher in-process, recording the pid of each reader it starts; prints the exit code and
 # the pids still present (running or unreaped) once main() has returned.
 _WATCH = textwrap.dedent(

@@ -54,11 +54,12 @@ class Node:
         request = json.dumps({"targets": targets, "secrets": passwords})
         masked = (self.password, *(secrets or {}).values())
         on_err = _progress(progress) if progress is not None else None
-        started = prestart.claim(str(self.project))
+        # The launcher's reader suits a read without progress lines (status PLUGIN's).
+        started = prestart.claim(str(self.project)) if progress is None else None
         if started is None:
             run = self._run([str(READER)], {}, on_err, masked, stdin=request, with_password=False)
         else:
-            done = prestart.exchange(started, request.encode(), self.timeout, on_err)
+            done = prestart.exchange(started, request.encode(), self.timeout)
             if done is None:
                 raise timed_out(READER.name, self.timeout)
             run = finished((prestart.READER,), *done, masked)

@@ -6,17 +6,18 @@ the other core while Python imports; the normal path then hands the request over
 and exchange()). The reader waits on stdin and does nothing before it gets a request: a parent that
 never sends one closes the pipe (abandon(), or its own exit) and the reader exits without reading.
 
-Standard library only, and nothing imported at module level but os and signal: this runs before the
+Standard library only, and nothing imported at module level but os: this runs before the
 heavy imports. The environment is the one Node gives every reader run (reader_environment()), so a
 prestarted reader and one started through sh see the same variables and the same folder.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-from collections.abc import Callable
+
+TYPE_CHECKING = False  # typing itself is a costly import here; mypy reads this name as typing's
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 READER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js", "read_state.js")
 PASSWORD_ENV = "KNEXWRAP_PASSWORD"
@@ -106,15 +107,12 @@ def claim(project: str) -> Started | None:
     return started
 
 
-def exchange(
-    started: Started, request: bytes, timeout: float, on_err_line: Callable[[str], None] | None = None
-) -> tuple[int, bytes, bytes] | None:
+def exchange(started: Started, request: bytes, timeout: float) -> tuple[int, bytes, bytes] | None:
     """Send REQUEST, then collect (exit code, stdout, stderr) as sh would: a signal is a negative code.
 
     None when the reader did not finish within TIMEOUT seconds of the request (it is killed).
-    ON_ERR_LINE gets each stderr line as it arrives (the reader's progress).
     """
-    import selectors
+    import select
     import time
 
     try:
@@ -127,28 +125,27 @@ def exchange(
         if started.on_wait is not None:
             started.on_wait()
         deadline = time.monotonic() + timeout
-        out, err, pending = bytearray(), bytearray(), ""
-        with selectors.DefaultSelector() as selector:
-            selector.register(started.stdout, selectors.EVENT_READ, out)
-            selector.register(started.stderr, selectors.EVENT_READ, err)
-            while selector.get_map():
-                left = deadline - time.monotonic()
-                for key, _ in selector.select(left) if left > 0 else []:
-                    chunk = os.read(key.fd, 65536)
-                    key.data.extend(chunk)
-                    if key.fd == started.stderr and on_err_line is not None:
-                        pending = _lines(pending + chunk.decode("utf-8", "replace"), on_err_line, final=not chunk)
-                    if not chunk:
-                        selector.unregister(key.fd)
-                        os.close(key.fd)
-                if left <= 0 and selector.get_map():
-                    _stop(started)
-                    return None
+        kept = {started.stdout: bytearray(), started.stderr: bytearray()}
+        poller, open_fds = select.poll(), set(kept)
+        for fd in open_fds:
+            poller.register(fd, select.POLLIN)
+        while open_fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                _stop(started)
+                return None
+            for fd, _ in poller.poll(left * 1000):
+                chunk = os.read(fd, 65536)
+                kept[fd].extend(chunk)
+                if not chunk:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+                    os.close(fd)
     except BaseException:
         _stop(started)  # an interrupt, or on_wait failed: the reader goes with us
         raise
     _, status = os.waitpid(started.pid, 0)
-    return os.waitstatus_to_exitcode(status), bytes(out), bytes(err)
+    return os.waitstatus_to_exitcode(status), bytes(kept[started.stdout]), bytes(kept[started.stderr])
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -157,18 +154,10 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _lines(text: str, on_line: Callable[[str], None], final: bool) -> str:
-    """Hand on each complete line of TEXT (every line when FINAL); what is left of an unfinished one."""
-    *complete, rest = text.split("\n")
-    for line in complete:
-        on_line(line + "\n")
-    if final and rest:
-        on_line(rest)
-        return ""
-    return rest
-
-
 def _stop(started: Started) -> None:
+    import contextlib
+    import signal  # both deferred: imported before the reader starts, they would delay it (signal: enum)
+
     with contextlib.suppress(ProcessLookupError):
         os.kill(started.pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):  # already reaped
