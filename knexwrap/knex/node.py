@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ToolMissing
+from ..errors import KnexwrapError, ToolMissing
 from ..install.plugins import KNEX_BIN
 from . import prestart
-from .failures import classify
 from .process import Run, find, finished, run, timed_out
 
 JS_DIR = Path(__file__).resolve().parent / "js"
@@ -35,7 +34,7 @@ class Node:
         argv = [str(self.project / KNEX_BIN), "--knexfile", str(KNEXFILE), *args]
         run = self._run(argv, {"KNEXWRAP_CONFIG": json.dumps(config)})
         if run.exit_code != 0:
-            raise classify(run.stdout, run.stderr, run.exit_code)
+            raise _failure(run)
         return run
 
     def read(
@@ -64,7 +63,7 @@ class Node:
                 raise timed_out(READER.name, self.timeout)
             run = finished((prestart.READER,), *done, masked)
         if run.exit_code != 0:
-            raise classify(run.stdout, run.stderr, run.exit_code)
+            raise _failure(run)
         result: list[dict[str, Any]] = json.loads(run.stdout)
         return result
 
@@ -100,6 +99,12 @@ class Node:
             on_err_line=on_err,
             stdin=stdin,
         )
+
+
+def _failure(run: Run) -> KnexwrapError:
+    from .failures import classify  # deferred: only a failed run needs knex's error patterns
+
+    return classify(run.stdout, run.stderr, run.exit_code)
 
 
 def _progress(progress: Callable[[str], None]) -> Callable[[str], None]:
