@@ -126,7 +126,7 @@ def main() -> int:
                 psql(f'drop database if exists "{name}" with (force)')
     raw_ms, small_ms, large_ms = (statistics.median(times[k]) * 1000 for k in ("raw", "small", "large"))
     ratio, growth = small_ms / raw_ms, large_ms / small_ms
-    print(f"whole install, medians of {rounds} interleaved rounds:")
+    print(f"whole install, medians of {rounds} interleaved rounds (load average {os.getloadavg()[0]:.2f} at the end):")
     print(
         f"  {SMALL} databases x 3 sets: raw knex sequence ({len(raw)} calls) {raw_ms:8.1f} ms   "
         f"knexwrap status {small_ms:7.1f} ms   ratio {ratio:.3f}x (target 0.10x)"

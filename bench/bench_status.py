@@ -66,24 +66,32 @@ def psql(sql: str) -> None:
 
 
 def breakdown(wrapped: list[str], env: dict[str, str], request: dict[str, object], rounds: int) -> None:
-    """Where `knexwrap status PLUGIN` spends its time, each part timed alone (medians, ms)."""
+    """Where `knexwrap status PLUGIN` spends its time: each part timed alone, all parts once per round
+    (so that load drifting during the run hits them alike), medians in ms."""
     py, node = str(Path(sys.executable)), "node"
     reader_env = {**env, "KNEX_PATH": str(KNEX_JS)}
-    start = median_ms(lambda: run([py, "-c", "pass"], env), rounds)
-    imports = median_ms(lambda: run([py, "-c", "import knexwrap.cli.main, knexwrap.cli.text, tabulate"], env), rounds)
-    node_start = median_ms(lambda: run([node, "-e", "0"], env), rounds)
     loads = f"require({json.dumps(str(KNEX_JS))}); require('pg')"
-    requires = median_ms(lambda: run([node, "-e", loads], env), rounds)
-    reader = median_ms(lambda: run([node, str(READER)], reader_env, json.dumps(request)), rounds)
-    total = median_ms(lambda: run(wrapped, env), rounds)
-    print("where the time of `knexwrap status catalog` (PostgreSQL) goes, each part timed alone:")
-    print(f"  Python start {start:6.1f} ms, then imports (click, knexwrap, tabulate) {imports - start:6.1f} ms")
-    print(f"  node start {node_start:6.1f} ms, knex + pg requires {requires - node_start:6.1f} ms")
-    print(f"  connect, queries and exit of the reader {reader - requires:6.1f} ms; render {render_ms():.1f} ms")
-    print(
-        f"  in series that is {start + (imports - start) + reader + render_ms():6.1f} ms; with the reader started "
-        f"first (launcher) knexwrap takes {total:6.1f} ms"
-    )
+    parts: dict[str, Callable[[], float]] = {
+        "python": lambda: run([py, "-c", "pass"], env),
+        "imports": lambda: run([py, "-c", "import knexwrap.cli.main, knexwrap.cli.text, tabulate"], env),
+        "node": lambda: run([node, "-e", "0"], env),
+        "requires": lambda: run([node, "-e", loads], env),
+        "reader": lambda: run([node, str(READER)], reader_env, json.dumps(request)),
+        "knexwrap": lambda: run(wrapped, env),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in parts}
+    for _ in range(rounds):
+        for name, measure in parts.items():
+            samples[name].append(measure())
+    ms = {name: statistics.median(times) * 1000 for name, times in samples.items()}
+    render = render_ms()
+    print(f"where the time of `knexwrap status catalog` (PostgreSQL) goes, each part alone, medians of {rounds}:")
+    imports = ms["imports"] - ms["python"]
+    print(f"  Python start {ms['python']:6.1f} ms, imports (click, knexwrap, tabulate) {imports:6.1f} ms")
+    print(f"  node start {ms['node']:6.1f} ms, knex + pg requires {ms['requires'] - ms['node']:6.1f} ms")
+    print(f"  connect, queries and exit of the reader {ms['reader'] - ms['requires']:6.1f} ms; render {render:.1f} ms")
+    serial = ms["imports"] + ms["reader"] + render
+    print(f"  in series {serial:6.1f} ms; knexwrap, with its reader started first, {ms['knexwrap']:6.1f} ms")
 
 
 def render_ms() -> float:
@@ -154,6 +162,7 @@ def main() -> int:
     print(f"knexwrap status catalog vs knex migrate:list, medians of {args.rounds} interleaved pairs")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start")
     met = [bench_sqlite(args.rounds), bench_pg(args.rounds)]
+    print(f"load average {os.getloadavg()[0]:.2f} at the end (other work on the machine shares its cores)")
     return 0 if all(met) else 1
 
 
