@@ -61,6 +61,8 @@ test: install node judges lint
 	$(PY) -m pytest
 
 bench: install node
+	@# Fresh bytecode for every module: PYTHONDONTWRITEBYTECODE may be set, and an edited module would be compiled on every start.
+	$(PY) -m compileall -q knexwrap >/dev/null
 	$(PY) bench/bench_status.py; $(PY) bench/bench_install.py
 
 # Upgrade day. knexwrap reads the connection from BACKSTAGE's app-config.yaml / .env / POSTGRES_*;
