@@ -184,6 +184,37 @@ def test_the_early_reader_never_outlives_knexwrap(migrated_sqlite: Path, args: l
     assert done.stderr.splitlines()[-1] == f"RESULT {code} 1 []", done.stderr
 
 
+# The launcher's guess at the knex made to differ from the one the backend loads (another path to the
+# same files): the normal path must not hand its request to that reader, stop it, and read through sh.
+_OTHER_KNEX = textwrap.dedent(
+    """
+    import os, sys
+    from knexwrap.cli import launch
+    from knexwrap.knex import prestart
+    pids, real = [], prestart.start
+    other = sys.argv.pop(1)
+    prestart.guess_knex = lambda project, start: other
+    def start(*args, **kwargs):
+        started = real(*args, **kwargs)
+        pids.append(prestart._waiting.pid if started else None)
+        return started
+    prestart.start = start
+    code = launch.main(sys.argv[1:])
+    alive = [p for p in pids if p is not None and os.path.exists(f"/proc/{p}")]
+    print("RESULT", code, len(pids), pids[0] is not None, alive, "sh" in sys.modules, file=sys.stderr)
+    """
+)
+
+
+def test_an_early_reader_with_another_knex_is_never_used(migrated_sqlite: Path, tmp_path: Path) -> None:
+    other = tmp_path / "knex"
+    other.symlink_to((PROJECT / "node_modules" / "knex").resolve())
+    args = ["status", "catalog", *sqlite_opts(migrated_sqlite)]
+    done = run([sys.executable, "-c", _OTHER_KNEX, str(other / "knex.js"), *args], environment())
+    assert done.stderr.splitlines()[-1] == "RESULT 0 1 True [] True", done.stderr
+    assert done.stdout == run([*NORMAL, *args], environment()).stdout
+
+
 def readers_with(marker: str) -> list[int]:
     """Processes whose environment holds MARKER (the reader inherits knexwrap's environment)."""
     found = []
