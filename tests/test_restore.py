@@ -129,3 +129,33 @@ def test_a_changed_backup_is_not_restored(tmp_path: Path) -> None:
     code, _, err = run("restore", copy, *args, "--yes", cwd=project, env={})
     assert code == 3
     assert err == f"knexwrap: error: the backup {copy} is not the file knexwrap wrote (sha256 differs): not restored\n"
+
+
+def test_a_restore_refuses_while_another_knexwrap_change_holds_the_lock(tmp_path: Path) -> None:
+    """Under knexwrap's lock (issue 10): a restore refuses at once (exit 9) while another knexwrap change of a set
+    in that database runs, and changes nothing; once that change is done, the same restore goes through."""
+    from races import paused, sqlite_fingerprint
+
+    folder = tmp_path / "sqlite"
+    folder.mkdir()
+    sqlite = ["--client", "better-sqlite3", "--sqlite-dir", str(folder)]
+    assert knexwrap("up", "catalog", *sqlite, "--yes").code == 0
+    down = knexwrap("down", "catalog", *sqlite, "--yes", "--json")
+    assert down.code == 0, down.err
+    [saved] = down.json()["backups"]
+    running = paused(["latest", "catalog", *sqlite, "--yes"], tmp_path / "pause", {}, stop_at=("locked",))
+    try:
+        running.wait_at("locked")
+        before = sqlite_fingerprint(folder / "catalog.sqlite")
+        refused = knexwrap("restore", saved, *sqlite, "--yes")
+        assert refused.code == 9, refused.err
+        last = refused.err.splitlines()[-1]
+        assert "another knexwrap change of knex_migrations" in last and "held by knexwrap latest catalog" in last
+        assert last.endswith("nothing was changed")
+        assert sqlite_fingerprint(folder / "catalog.sqlite") == before
+    finally:
+        running.release("locked")
+    code, _, err = running.finish()
+    assert code == 0, err
+    restored = knexwrap("restore", saved, *sqlite, "--yes")
+    assert restored.code == 0, restored.err

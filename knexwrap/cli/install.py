@@ -5,7 +5,10 @@ Registered on the `knexwrap` group by cli.py; each imports what it runs inside i
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +137,25 @@ def downgrade_command(to: str, no_backup: bool, force: bool, sql: str | None, **
         click.get_current_context().exit(result.failure["exit_code"])
 
 
+@contextlib.contextmanager
+def restore_locks(p: Any, connection: Any, *, timeout: float) -> Iterator[None]:
+    """knexwrap's lock of every installed set of the database a restore replaces, held while it runs.
+
+    A second knexwrap change of any of them fails at once (Locked, exit 9); knex's own lock is not checked:
+    the restore puts the lock table back too. Raises Locked when another knexwrap change holds one."""
+    from ..knex.node import Node
+    from ..state.plugin import Target
+    from ..upgrade import lock
+
+    node = Node(p.project, timeout, connection.password)
+    where = connection.target()
+    found = {s.table: s for plugin, c in p.databases.items() if c.target() == where for s in p.sets_by_plugin[plugin]}
+    with contextlib.ExitStack() as held:
+        for table in sorted(found):
+            held.enter_context(lock.hold(Target(p.project, found[table], connection, node), check_knex_lock=False))
+        yield
+
+
 @click.command("restore")
 @click.argument("backup_file", metavar="BACKUP")
 @NO_BACKUP
@@ -148,7 +170,7 @@ def restore_command(backup_file: str, no_backup: bool, **kw: Any) -> None:
 
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
     options, project_dir = options_from(kw), kw.pop("project_dir")
-    kw.pop("timeout")  # a restore takes as long as the database needs
+    timeout = kw.pop("timeout")  # bounds taking the locks only: a restore takes as long as the database needs
     p = install.plan(options, project_dir)
     path = Path(backup_file).expanduser().resolve()
     connection, notes = restore.connection_of(path, p.databases)
@@ -161,7 +183,8 @@ def restore_command(backup_file: str, no_backup: bool, **kw: Any) -> None:
     if not yes and not click.confirm("Go ahead?", default=False, err=True):
         raise errors.Cancelled("cancelled: nothing was changed")
     with journaled(p.project, planned) as entry:
-        result = restore.execute(planned, connection, p.project, take_backup=not no_backup)
+        hold = functools.partial(restore_locks, p, timeout=timeout)
+        result = restore.execute(planned, connection, p.project, take_backup=not no_backup, hold=hold)
         entry.backups = [result.backup_before] if result.backup_before else []
     output.emit(result, as_json=as_json, fmt=fmt)
 

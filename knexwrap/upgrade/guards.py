@@ -36,7 +36,8 @@ def check(target: Target, plan: Plan, *, force: bool) -> Plan:
         return plan
     notes: list[str] = []
     client = target.connection.client
-    if client == "pg":
+    # A database (or schema) the plan creates first has never been used: no backend can be migrating it.
+    if client == "pg" and plan.creates is None:
         notes += _backend(target, plan, force)
     elif plan.action == "revert":  # an apply beside a backend is normal: only a revert needs it stopped
         kind = "MySQL/MariaDB" if client in _MYSQL else "SQLite"
