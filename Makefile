@@ -75,6 +75,8 @@ readme: install
 	p.write_text(re.sub(r"(?m)^[|] code [|] meaning [|]\n(^[|].*\n)*", lambda _: exit_code_table() + "\n", p.read_text()))'
 
 bench: install node
+	@# Fresh bytecode for every module: PYTHONDONTWRITEBYTECODE may be set, and an edited module would be compiled on every start.
+	$(PY) -m compileall -q knexwrap >/dev/null
 	$(PY) bench/bench_status.py; $(PY) bench/bench_install.py
 
 # Upgrade day. knexwrap reads the connection from BACKSTAGE's app-config.yaml / .env / POSTGRES_*;

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import resolve, root
+from . import resolve, workspace
 from .resolve import Package
 
 PLUGIN_ROLES = ("backend-plugin", "backend-plugin-module")
@@ -76,7 +76,7 @@ def _holds_sets(package: Package) -> bool:
     return os.path.isdir(package.folder / "migrations") and package.name.startswith("@backstage/plugin-")
 
 
-def _from_backends(backends: tuple[root.Workspace, ...]) -> list[Package]:
+def _from_backends(backends: tuple[workspace.Workspace, ...]) -> list[Package]:
     used: dict[Path, Package] = {}
     for backend in backends:
         for name in resolve.dependencies(backend.meta):
@@ -98,7 +98,7 @@ def _core(starts: list[Path]) -> list[Package]:
     return found
 
 
-def _others(project: Path, used: list[Package], workspaces: tuple[root.Workspace, ...]) -> list[OtherCopy]:
+def _others(project: Path, used: list[Package], workspaces: tuple[workspace.Workspace, ...]) -> list[OtherCopy]:
     roots = [project, *(w.folder for w in workspaces)]
     others = []
     for package in used:
@@ -111,8 +111,8 @@ def _others(project: Path, used: list[Package], workspaces: tuple[root.Workspace
 @functools.lru_cache(maxsize=8)
 def load(project: Path) -> Install:
     """The install rooted at `project` (see module docstring); cached per root for one run."""
-    workspaces = root.workspaces(project)
-    backends = tuple(w for w in workspaces if w.role == root.BACKEND_ROLE)
+    workspaces = workspace.workspaces(project)
+    backends = tuple(w for w in workspaces if w.role == workspace.BACKEND_ROLE)
     if backends:
         plugins = _from_backends(backends)
         starts = [b.folder for b in backends] + [p.folder for p in plugins]

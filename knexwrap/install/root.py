@@ -1,45 +1,36 @@
-"""The repository root and its workspace packages, found from any folder inside the repository.
+"""The repository root, found from any folder inside the repository: the one rule for every path.
 
 A Backstage app is a yarn workspaces repository: yarn links a `node_modules/.bin/knex` into every
 workspace that depends on knex (packages/backend included), so the nearest folder holding
 `.bin/knex` is not the root. The root is the nearest parent whose package.json declares
 `workspaces`; a plain folder with node_modules (no workspaces anywhere above) is its own root.
+
+Standard library `os` only at import (json when a package.json may declare workspaces): the launcher
+(cli/launch.py) finds the root with find_root_folder before any heavy import, so the reader it starts
+early runs for exactly the folder the normal path picks. The workspace packages are in workspace.py.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import os
 
 from ..errors import ToolMissing
 
-KNEX_BIN = Path("node_modules", ".bin", "knex")
-BACKEND_ROLE = "backend"
+TYPE_CHECKING = False  # typing itself is a costly import for the launcher; mypy reads this name as typing's
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+KNEX_BIN = os.path.join("node_modules", ".bin", "knex")
 
 
-@dataclass(frozen=True)
-class Workspace:
-    """One package of the repository: its folder (real path) and its package.json."""
-
-    folder: Path
-    meta: dict[str, Any]
-
-    @property
-    def name(self) -> str | None:
-        value = self.meta.get("name")
-        return value if isinstance(value, str) else None
-
-    @property
-    def role(self) -> str | None:
-        return role_of(self.meta)
-
-
-def read_meta(folder: Path) -> dict[str, Any]:
+def read_meta(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """package.json of a folder as a dict; {} when absent or unreadable (a broken package declares nothing)."""
+    import json
+
     try:
-        data = json.loads((folder / "package.json").read_text(encoding="utf-8"))
+        with open(os.path.join(folder, "package.json"), encoding="utf-8") as file:
+            data = json.load(file)
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -60,43 +51,44 @@ def workspace_globs(meta: dict[str, Any]) -> list[str]:
     return [g for g in value if isinstance(g, str)] if isinstance(value, list) else []
 
 
-def find_root(start: Path, explicit: str | None) -> Path:
-    """The repository root: --project-dir, else the nearest parent (cwd included) whose package.json
-    declares workspaces, else the nearest one holding node_modules/.bin/knex.
+def _declares_workspaces(folder: str) -> bool:
+    try:
+        with open(os.path.join(folder, "package.json"), encoding="utf-8", errors="replace") as file:
+            text = file.read()
+    except OSError:
+        return False
+    # Only a file that names the key (or escapes characters, which could spell it) is parsed: json costs the launcher.
+    return ("workspaces" in text or "\\u" in text) and bool(workspace_globs(read_meta(folder)))
+
+
+def find_root_folder(start: str, explicit: str | None) -> str:
+    """The repository root as an absolute real path: --project-dir, else the nearest parent (START
+    included) whose package.json declares workspaces, else the nearest one holding node_modules/.bin/knex.
 
     Raises ToolMissing when neither exists (or --project-dir has no knex)."""
     if explicit is not None:
-        project = Path(explicit).resolve()
-        if not (project / KNEX_BIN).exists():
+        project = os.path.realpath(explicit)
+        if not os.path.exists(os.path.join(project, KNEX_BIN)):
             raise ToolMissing(f"--project-dir {explicit}: no {KNEX_BIN} there (run npm install in it)")
         return project
-    start = start.resolve()
-    folders = (start, *start.parents)
+    real = os.path.realpath(start)
+    folders = [real]
+    while os.path.dirname(folders[-1]) != folders[-1]:
+        folders.append(os.path.dirname(folders[-1]))
     for folder in folders:
-        if (folder / "package.json").is_file() and workspace_globs(read_meta(folder)):
+        if _declares_workspaces(folder):
             return folder
     for folder in folders:
-        if (folder / KNEX_BIN).exists():
+        if os.path.exists(os.path.join(folder, KNEX_BIN)):
             return folder
     raise ToolMissing(
-        f"no {KNEX_BIN} in {start} or any parent folder: run knexwrap inside the Backstage project "
+        f"no {KNEX_BIN} in {real} or any parent folder: run knexwrap inside the Backstage project "
         "(after npm install / yarn install) or pass --project-dir"
     )
 
 
-def workspaces(root: Path) -> tuple[Workspace, ...]:
-    """Every workspace package of the root's `workspaces` globs, sorted by folder; () for a plain folder."""
-    found: dict[Path, Workspace] = {}
-    for pattern in workspace_globs(read_meta(root)):
-        if pattern.startswith("!") or ".." in Path(pattern).parts:
-            continue  # exclusions and folders outside the repository name no package of it
-        for folder in root.glob(pattern):
-            if (folder / "package.json").is_file():
-                real = folder.resolve()
-                found.setdefault(real, Workspace(real, read_meta(real)))
-    return tuple(found[k] for k in sorted(found))
+def find_root(start: Path, explicit: str | None) -> Path:
+    """find_root_folder as a Path (the normal path's form); same rule, same errors."""
+    from pathlib import Path
 
-
-def backends(root: Path) -> tuple[Workspace, ...]:
-    """The workspace packages whose backstage.role is "backend": the ones that decide which plugins run."""
-    return tuple(w for w in workspaces(root) if w.role == BACKEND_ROLE)
+    return Path(find_root_folder(str(start), explicit))

@@ -3,12 +3,13 @@
 Every call is bounded by a timeout, gets no TTY and no colours, and receives the connection
 through its environment: argv never holds a password. What comes back is data (knex's listings, the
 reader's JSON: never rewritten) or free text (errors, knex's notes: passwords masked, mask.py).
+The reader takes its request and passwords on stdin; the one the launcher started early (prestart.py)
+is used when it was started for the same project with the same knex.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,18 +18,16 @@ from typing import Any
 from ..errors import KnexwrapError, Timeout, ToolMissing
 from ..install import backend
 from . import events as ev
-from .failures import classify
+from . import prestart
 from .mask import mask
-from .process import Background, Run, find, run, start
+from .process import Background, Run, find, finished, run, start, timed_out
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 KNEXFILE = JS_DIR / "knexfile.js"
-PASSWORD_ENV = "KNEXWRAP_PASSWORD"
+READER = Path(prestart.READER)
+PASSWORD_ENV = prestart.PASSWORD_ENV
 PLAN_ENV = "KNEXWRAP_PLAN"
 _READER_SLACK = 5.0  # seconds past --timeout before knexwrap stops a reader that ignores its own limits
-# FORCE_COLOR turns colours on even when set to 0; libpq-style PG* variables would let the driver
-# fill a gap from the shell. knexwrap always names host, port, user and database itself.
-_DROPPED = frozenset({"FORCE_COLOR", PASSWORD_ENV, "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD"})
 
 
 @dataclass(frozen=True)
@@ -148,22 +147,31 @@ class Node:
     ) -> list[dict[str, Any]]:
         """Run the read-only reader over several targets in one process: one entry per target, in order.
 
-        `secrets` are extra environment variables (other targets' passwords), `progress` gets the id
-        of each target as the reader finishes it. The entries are data, returned as the reader wrote
-        them; only each entry's error message (a driver's free text) has the passwords masked.
+        `secrets` are other targets' passwords by the name their `passwordEnv` gives; the request, every
+        password and the per-database limit travel on the reader's stdin. `progress` gets the id of each
+        target as the reader finishes it. The entries are data, returned as the reader wrote them; only
+        each entry's error message (a driver's free text) has the passwords masked.
         """
         # The reader gives each database this limit itself (a silent one becomes that target's error); knexwrap's
         # own clock, a little later, only catches a reader that hangs as a whole.
-        env = {"KNEXWRAP_READ": json.dumps(targets), "KNEXWRAP_READ_LIMIT": f"{self.timeout:g}", **(secrets or {})}
+        own = {PASSWORD_ENV: self.password} if self.password is not None else {}
+        request = json.dumps({"targets": targets, "secrets": {**own, **(secrets or {})}, "limit": self.timeout})
         passwords = (self.password, *(secrets or {}).values())
+        knex_js = str(knex_home(self.project) / "knex.js")
+        # The launcher's reader suits a read without progress lines (status PLUGIN's).
+        started = prestart.claim(str(self.project), knex_js) if progress is None else None
         try:
-            run = self._run(
-                [str(JS_DIR / "read_state.js")],
-                env,
-                progress,
-                tuple((secrets or {}).values()),
-                timeout=self.timeout + _READER_SLACK,
-            )
+            if started is None:
+                others = tuple((secrets or {}).values())
+                limit = self.timeout + _READER_SLACK
+                run = self._run(
+                    [str(READER)], {}, progress, others, timeout=limit, input_text=request, with_password=False
+                )
+            else:
+                done = prestart.exchange(started, request.encode(), self.timeout + _READER_SLACK)
+                if done is None:
+                    raise timed_out(READER.name, self.timeout + _READER_SLACK)
+                run = finished((prestart.READER,), *done, passwords)
         except Timeout:
             raise Timeout(f"the databases did not answer within {self.timeout:g} s (raise it with --timeout)") from None
         if run.exit_code != 0:
@@ -179,10 +187,9 @@ class Node:
         """One run of knexwrap's own script js/NAME with ENV added; the exit code is the caller's to judge."""
         return self._run([str(JS_DIR / name)], env)
 
-    def _environment(self, extra: dict[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
-        env.update(extra, NO_COLOR="1", KNEX_PATH=str(knex_home(self.project) / "knex.js"))
-        if self.password is not None:
+    def _environment(self, extra: dict[str, str], with_password: bool = True) -> dict[str, str]:
+        env = {**prestart.reader_environment(str(knex_home(self.project) / "knex.js")), **extra}
+        if with_password and self.password is not None:
             env[PASSWORD_ENV] = self.password
         return env
 
@@ -198,6 +205,8 @@ class Node:
         timeout_option: str = "--timeout",
         on_start: Callable[[int], None] | None = None,
         name: str | None = None,
+        input_text: str | None = None,
+        with_password: bool = True,
     ) -> Run:
         node = find("node", "knexwrap runs the project's knex with it")
         if progress is not None:
@@ -206,14 +215,22 @@ class Node:
             node,
             argv,
             cwd=self.project,
-            env=self._environment(extra_env),
+            env=self._environment(extra_env, with_password),
             timeout=self.timeout if timeout == -1.0 else timeout,
             secrets=(self.password, *secrets),
             on_err_line=on_err,
             timeout_option=timeout_option,
             on_start=on_start,
             name=name,
+            input_text=input_text,
         )
+
+
+def classify(stdout: str, stderr: str, exit_code: int, secrets: tuple[str | None, ...]) -> KnexwrapError:
+    """failures.classify, imported only when a run failed: a read that succeeds needs no error patterns."""
+    from .failures import classify as from_patterns
+
+    return from_patterns(stdout, stderr, exit_code, secrets)
 
 
 def _progress(progress: Callable[[str], None]) -> Callable[[str], None]:

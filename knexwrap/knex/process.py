@@ -4,20 +4,24 @@ Through sh, with no TTY, a bounded time, and the failures sh can raise turned in
 What comes back keeps data and text apart: stdout is the program's answer (knex's listings, the
 reader's JSON) and is returned exactly as written; stderr is free text (messages, stack traces) and
 comes back with the passwords masked by context (mask.py), so no caller can show one by accident.
+
+The one program started elsewhere is the read-only reader the launcher starts before the heavy imports
+(prestart.py); its result comes back through finished() and timed_out() here, like every other run's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Timeout, ToolMissing
 from .mask import mask
+
+if TYPE_CHECKING:
+    import threading
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,9 @@ class Run:
 
 
 def find(program: str, why: str) -> str:
+    """The path of PROGRAM on PATH; raises ToolMissing naming WHY knexwrap needs it."""
+    import shutil  # deferred, like sh: a status read by the prestarted reader needs neither
+
     found = shutil.which(program)
     if found is None:
         raise ToolMissing(f"{program} is not installed or not on PATH ({why})")
@@ -48,11 +55,13 @@ def run(
     on_start: Callable[[int], None] | None = None,
     name: str | None = None,
     stdin: Path | None = None,
+    input_text: str | None = None,
 ) -> Run:
     """Run to completion; a non-zero exit is returned, not raised: callers know what it means.
 
     `name` is the program's name in messages (default: the file name of argv[0], else the executable).
-    STDIN: a file fed to the program (a SQL dump to a database client).
+    STDIN: a file fed to the program (a SQL dump to a database client); INPUT_TEXT: a string written
+    to its standard input instead (a request with passwords, which must stay out of argv and env).
 
     ``secrets`` are the passwords the program was given (through its environment): they are masked in
     stderr. ``on_err_line`` sees each stderr line as written, for progress lines the program prints.
@@ -63,6 +72,8 @@ def run(
 
     timeout: seconds before the program is killed (Timeout is raised); None for no limit, which a
     running migration (or a dump, or a restore) gets unless the user asked for one."""
+    import threading
+
     import sh  # deferred: a large import, and only commands that start a program need it
 
     command = sh.Command(executable).bake(
@@ -79,6 +90,8 @@ def run(
     feed = stdin.open("rb") if stdin is not None else None
     if feed is not None:
         command = command.bake(_in=feed)
+    elif input_text is not None:
+        command = command.bake(_in=input_text)
     try:
         running = command(*argv)
     except sh.CommandNotFound as missing:
@@ -103,16 +116,19 @@ def run(
         if feed is not None:
             feed.close()
     if expired.is_set():
-        name = name or (Path(executable).name if not argv else Path(argv[0]).name)
-        raise Timeout(
-            f"{name} did not finish within {timeout or 0:g} s and was stopped (raise it with {timeout_option})"
-        )
-    return Run(
-        argv=(executable, *argv),
-        exit_code=code,
-        stdout=(out or b"").decode("utf-8", "replace"),
-        stderr=mask("".join(err_lines) or (err or b"").decode("utf-8", "replace"), secrets),
-    )
+        raise timed_out(name or (Path(executable).name if not argv else Path(argv[0]).name), timeout, timeout_option)
+    return finished((executable, *argv), code, out or b"", "".join(err_lines) or (err or b""), secrets)
+
+
+def timed_out(name: str, timeout: float | None, option: str = "--timeout") -> Timeout:
+    """The Timeout of program NAME stopped after TIMEOUT seconds; OPTION is the flag that raises the limit."""
+    return Timeout(f"{name} did not finish within {timeout or 0:g} s and was stopped (raise it with {option})")
+
+
+def finished(argv: tuple[str, ...], code: int, out: bytes, err: bytes | str, secrets: tuple[str | None, ...]) -> Run:
+    """The Run of a program that exited with CODE: stdout decoded as written (data), stderr masked (free text)."""
+    text = err if isinstance(err, str) else err.decode("utf-8", "replace")
+    return Run(argv, code, out.decode("utf-8", "replace"), mask(text, secrets))
 
 
 def _kill(running: Any, expired: threading.Event) -> None:
@@ -164,6 +180,8 @@ class Background:
 
 def start(executable: str, argv: list[str], *, cwd: Path, env: Mapping[str, str]) -> Background:
     """Start a long-running program; its stdout lines are collected, the first one awaited by the caller."""
+    import threading
+
     import sh
 
     first = threading.Event()

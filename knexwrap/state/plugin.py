@@ -13,7 +13,6 @@ from .. import errors
 from ..config import connection as conn
 from ..install import backend, plugins, sets
 from ..install.sets import MigrationSet
-from ..knex import parse
 from ..knex.node import PASSWORD_ENV, Node
 from . import read as st
 from . import report
@@ -188,6 +187,8 @@ def current(target: Target) -> Current:
     _require_sqlite_file(target)
     if target.connection.schema:
         read_state(target)  # knex would try to create its tables in a schema that may not exist
+    from ..knex import parse  # deferred: status, the frequent read, parses no knex output
+
     run = target.node.knex(["migrate:currentVersion"], target.knex_config())
     return Current(target.header(), parse.parse_current(run.stdout, (target.node.password,)))
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
-from ..knex.failures import classify
 
 # knex's default loadExtensions: the files its FsMigrations source lists (not .mjs).
 _NO_TRANSACTION = re.compile(r"transaction\s*:\s*false")
@@ -96,6 +95,8 @@ def reader_error(entry: dict[str, Any]) -> errors.KnexwrapError:
     error = entry["error"]
     if error.get("code") == MISSING_SCHEMA:
         return errors.DatabaseMissing(error["message"])
+    from ..knex.failures import classify  # deferred, like every failure path: a read that succeeds needs none
+
     return classify("", f"Error: {error['message']}", 1)
 
 

@@ -2,17 +2,25 @@
 // The Knex CLI cannot do this: migrate:list and migrate:currentVersion create the tables they read,
 // and no CLI command shows batches, run times or the lock.
 //
-// Input (environment, never argv):
-//   KNEX_PATH            the project's knex/knex.js
-//   KNEXWRAP_READ        JSON list of {"id", "config", "tables", "passwordEnv"?, "listDatabases"?,
-//                        "migrationTables"? (also list and read every table of knex's migrations shape)}
-//   the variable named by passwordEnv holds that target's password
+// Input (never argv):
+//   KNEX_PATH (environment)         the project's knex/knex.js
+//   KNEXWRAP_PRELOAD (environment)  optional: a knex client whose driver to load while waiting for the request
+//   stdin: one JSON request {"targets": [{"id", "config", "tables", "passwordEnv"?, "listDatabases"?,
+//          "migrationTables"? (also list and read every table of knex's migrations shape)}],
+//          "secrets": {name: password}, "limit"?: seconds per database}; a target's password is
+//          secrets[passwordEnv]. An empty stdin (the parent gave up before asking: knexwrap's launcher
+//          starts this early) means: exit, read nothing.
 // Output: one JSON list on stdout, one entry per target: {"id", "tables": {...}}, {"id", "databases": [...]}
 // or {"id", "error"}; a line "done <id>" on stderr as each target finishes (knexwrap's progress).
 'use strict';
 
+// Node 22.1+ keeps compiled code between runs; older Node (20 here) has no such function.
+const nodeModule = require('module');
+if (typeof nodeModule.enableCompileCache === 'function') nodeModule.enableCompileCache();
+
 // stdout carries the one JSON answer: whatever knex or a driver logs (knex 3.3 logs connection errors
 // with console.log) goes to stderr instead.
+const path = require('path');
 const util = require('util');
 for (const level of ['log', 'info', 'warn', 'debug']) {
   console[level] = (...args) => process.stderr.write(`${util.format(...args)}\n`);
@@ -28,13 +36,60 @@ function isoTime(value) {
   return Number.isNaN(date.getTime()) ? String(value) : date.toISOString();
 }
 
-async function readTable(knex, table) {
-  if (!(await knex.schema.hasTable(table))) {
+// The driver knex would load for this client, loaded through knex's own dialect so that its later
+// require finds it cached. Only a guess (the launcher's): any failure is left to the real require.
+function preloadDriver(client) {
+  if (!client) return;
+  try {
+    const dialects = require(path.join(path.dirname(process.env.KNEX_PATH), 'lib', 'dialects'));
+    dialects.getDialectByNameOrAlias(client).prototype._driver();
+  } catch {
+    // not preloaded: nothing is lost
+  }
+}
+
+// At most this many targets are read at once: one connection each, whatever the size of the install.
+const CONCURRENCY = 8;
+
+async function readRequest() {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  const text = Buffer.concat(chunks).toString('utf8');
+  return text.trim() === '' ? null : JSON.parse(text);
+}
+
+function isoTime(value) {
+  if (value === null || value === undefined) return null;
+  const date = value instanceof Date ? value : new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toISOString();
+}
+
+// Which of NAMES exist, in one round trip where the dialect allows it; the same tables knex's
+// schema.hasTable sees (pg: the current schema, i.e. the search path's; SQLite: the main database).
+const EXISTING_TABLES = {
+  pg: 'select table_name as name from information_schema.tables where table_schema = current_schema() and table_name = any(?)',
+  'better-sqlite3': "select name from sqlite_master where type = 'table' and name in (select value from json_each(?))",
+  sqlite3: "select name from sqlite_master where type = 'table' and name in (select value from json_each(?))",
+};
+
+async function existingTables(knex, client, names) {
+  const sql = EXISTING_TABLES[client];
+  if (!sql) {
+    const found = await Promise.all(names.map(async name => ((await knex.schema.hasTable(name)) ? name : null)));
+    return new Set(found.filter(Boolean));
+  }
+  const result = await knex.raw(sql, [client === 'pg' ? names : JSON.stringify(names)]);
+  const rows = Array.isArray(result) ? result : result.rows;
+  return new Set(rows.map(r => r.name));
+}
+
+async function readTable(knex, table, existing) {
+  if (!existing.has(table)) {
     return { exists: false, rows: [], lock: { exists: false, locked: false, rows: 0, free: 0 } };
   }
   const rows = await knex(table).select('name', 'batch', 'migration_time').orderBy('id');
   const lockTable = `${table}_lock`;
-  const lockExists = await knex.schema.hasTable(lockTable);
+  const lockExists = existing.has(lockTable);
   const lockRows = lockExists ? await knex(lockTable).select('is_locked') : [];
   return {
     exists: true,
@@ -109,9 +164,9 @@ async function migrationTables(knex, client) {
   return rows.map(r => r.name ?? r.NAME ?? r.TABLE_NAME).sort();
 }
 
-async function readTarget(target) {
+async function readTarget(target, secrets) {
   const config = withBackendSettings({ ...target.config, pool: { min: 0, max: 1 } });
-  const password = target.passwordEnv ? process.env[target.passwordEnv] : undefined;
+  const password = target.passwordEnv ? secrets[target.passwordEnv] : undefined;
   if (password !== undefined && config.connection) {
     config.connection = { ...config.connection, password };
   }
@@ -131,8 +186,10 @@ async function readTarget(target) {
     }
     const tables = {};
     const found = target.migrationTables ? await migrationTables(knex, config.client) : null;
-    for (const table of new Set([...target.tables, ...(found || [])])) {
-      tables[table] = await readTable(knex, table);
+    const names = [...new Set([...target.tables, ...(found || [])])];
+    const existing = await existingTables(knex, config.client, names.flatMap(t => [t, `${t}_lock`]));
+    for (const table of names) {
+      tables[table] = await readTable(knex, table, existing);
     }
     const result = { id: target.id, tables };
     if (found) result.migrationTables = found;
@@ -149,9 +206,8 @@ async function readTarget(target) {
 // Each database has its own limit: a server that accepts and never answers is that target's error, and
 // every other target is still reported. knex's own acquire timeout does not cover a connection that
 // opened and then went silent, and destroying such a knex instance can hang as well.
-function limited(target) {
-  const seconds = Number(process.env.KNEXWRAP_READ_LIMIT || 0);
-  if (!seconds) return readTarget(target);
+function limited(target, secrets, seconds) {
+  if (!seconds) return readTarget(target, secrets);
   const where = target.config.connection && target.config.connection.host
     ? `${target.config.connection.host}:${target.config.connection.port || ''}`.replace(/:$/, '')
     : 'the database';
@@ -162,12 +218,32 @@ function limited(target) {
       resolve({ id: target.id, error: { code: 'ETIMEDOUT', message: `no answer from ${where} within ${seconds} s` } });
     }, seconds * 1000);
   });
-  return Promise.race([readTarget(target), expired]).finally(() => clearTimeout(timer));
+  return Promise.race([readTarget(target, secrets), expired]).finally(() => clearTimeout(timer));
+}
+
+// Every target, CONCURRENCY at a time (each under its own limit), the results in the order of the targets.
+async function readAll(targets, secrets, seconds) {
+  const results = new Array(targets.length);
+  let next = 0;
+  async function worker() {
+    while (next < targets.length) {
+      const index = next++;
+      results[index] = await limited(targets[index], secrets, seconds);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, targets.length) }, worker));
+  return results;
 }
 
 async function main() {
-  const targets = JSON.parse(process.env.KNEXWRAP_READ || '[]');
-  const results = await Promise.all(targets.map(limited));
+  const pending = readRequest();
+  let arrived = false;
+  pending.then(() => (arrived = true), () => {});
+  await new Promise(resolve => setImmediate(resolve));
+  if (!arrived) preloadDriver(process.env.KNEXWRAP_PRELOAD); // idle until the request comes: use the wait
+  const request = await pending;
+  if (request === null) return;
+  const results = await readAll(request.targets, request.secrets || {}, Number(request.limit || 0));
   process.stdout.write(JSON.stringify(results) + '\n', () => process.exit(0)); // never wait on a silent socket
 }
 
