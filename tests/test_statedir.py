@@ -128,3 +128,25 @@ def test_a_state_folder_other_users_can_write_is_refused(tmp_path: Path) -> None
         f"knexwrap: error: the state folder {shared} can be written by other users (mode 777): they could replace "
         f"the files a downgrade runs or a restore puts back; make it yours alone (chmod 700 {shared})\n"
     )
+
+
+def test_a_change_that_stops_part_way_journals_what_the_database_shows_was_done(tmp_path: Path) -> None:
+    """Issue 10: each migration that ran is in the journal with its file's hash, also when the change failed after it
+    (the record comes from re-reading the database, never from what knex was about to do)."""
+    from test_downgrade_more import migration
+
+    project = make_project(tmp_path / "backstage", {})
+    first, second = "20240101000000_kept.js", "20240102000000_fails.js"
+    files = {
+        first: migration("await knex.schema.createTable('kept', t => t.increments());", "", transaction=False),
+        second: migration("throw new Error('no');", ""),
+    }
+    plugin_package(project, "@knexwrap-test/plugin-half-backend", "half", "1.0.0", files)
+    data = tmp_path / "sqlite"
+    data.mkdir()
+    code, _, err = run("latest", "half", "--client", "better-sqlite3", "--sqlite-dir", str(data), "--yes", cwd=project)
+    assert code == 12, err
+    last = json.loads((project / ".knexwrap" / "journal.jsonl").read_text().splitlines()[-1])
+    assert last["outcome"]["code"] == "migration_failed"
+    sha = hashlib.sha256(files[first].encode()).hexdigest()
+    assert [(r["name"], r["status"], r["sha256"]) for r in last["ran"]] == [(first, "applied", sha)]
