@@ -18,6 +18,13 @@ from knexwrap.install import sets
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ROOT / "fixtures" / "project"
+# The fixture catalog plugin's migrations, in knex's order.
+CATALOG = [
+    "20240101000000_init.js",
+    "20240201000000_locations.js",
+    "20240301000000_refresh_state.js",
+    "20240401000000_search.js",
+]
 PLUGINS = PROJECT / "plugins"
 # Variables that would change which database knexwrap picks; every test states its own.
 CLEAN_ENV: dict[str, str | None] = {

@@ -484,3 +484,8 @@ def ensure_mariadb() -> MariaServer:
     raise ServerUnavailable(
         f"MariaDB does not answer on 127.0.0.1:{_MARIA_PORT} as root; tried starting it: {_describe(proc)}"
     )
+
+
+def pg_env(pg: PgServer) -> dict[str, str | None]:
+    """The POSTGRES_* variables knexwrap reads to reach `pg` (trust auth: no password)."""
+    return {"POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": pg.user}

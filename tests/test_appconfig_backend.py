@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import PLUGINS, knexwrap, sqlite_rows
+from helpers import CATALOG, PLUGINS, knexwrap, sqlite_rows
 from servers import MariaServer, PgServer, create_database, drop_database, mysql_rows, psql_rows, unique_name
-from test_appconfig_e2e import CATALOG, PG_TEMPLATE, all_pending, make_project, pg_env_file, pg_rows, prefix
+from test_appconfig_e2e import PG_TEMPLATE, all_pending, make_project, pg_env_file, pg_rows, prefix
 
 from knexwrap.config.connection import Options
 

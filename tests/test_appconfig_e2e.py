@@ -13,16 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PLUGINS, PROJECT, knexwrap, sqlite_rows
+from helpers import CATALOG, PLUGINS, PROJECT, knexwrap, sqlite_rows
 from helpers import where as located
 from servers import MariaServer, PgServer, create_database, drop_database, mysql_rows, psql_rows, unique_name
 
-CATALOG = [
-    "20240101000000_init.js",
-    "20240201000000_locations.js",
-    "20240301000000_refresh_state.js",
-    "20240401000000_search.js",
-]
 APP = ["20211229105307_init.js", "20240113144027_assets-namespace.js"]
 PACKAGE = "@knexwrap-fixture/plugin-catalog-backend"
 LINKED = ("knex", "pg", "mysql2", "better-sqlite3")

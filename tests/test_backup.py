@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from backstage import knex, make_project, ok
 from helpers import knexwrap, sqlite_rows
-from servers import MariaServer, PgServer, drop_database, mysql_rows, psql_rows, unique_name
-from test_downgrade_more import NOTES, NOTES_FILES, NOTES_NEWER, Env, applied, pg_env, plugin_package
+from servers import MariaServer, PgServer, drop_database, mysql_rows, pg_env, psql_rows, unique_name
+from test_downgrade_more import NOTES, NOTES_FILES, NOTES_NEWER, Env, applied, plugin_package
 
 from knexwrap.config.connection import Connection
 from knexwrap.errors import BackupFailed

@@ -17,17 +17,13 @@ from pathlib import Path
 import pytest
 from backstage import AUTH, CATALOG, DEFAULTS, SCAFFOLDER, SCHEDULER_TABLE, knex, make_project, ok, swap
 from helpers import ROOT, Result, fresh, knexwrap, sqlite_rows, verified, where
-from servers import PgServer, create_database, drop_database, psql_rows, unique_name
+from servers import PgServer, create_database, drop_database, pg_env, psql_rows, unique_name
 
 from knexwrap.install import sets
 from knexwrap.upgrade import archive, backup
 
 CORRUPT = "The migration directory is corrupt, the following files are missing: "
 Env = dict[str, "str | None"]
-
-
-def pg_env(pg: PgServer) -> Env:
-    return {"POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": pg.user}
 
 
 def run(*args: str, cwd: Path, env: Env, input: str | None = None) -> Result:

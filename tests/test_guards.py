@@ -10,20 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import knexwrap, write_migration
+from helpers import CATALOG, knexwrap, write_migration
 from races import pg_fingerprint
-from servers import MariaServer, PgServer, _psql_binary, mysql_rows, psql_rows, unique_name
-
-CATALOG = [
-    "20240101000000_init.js",
-    "20240201000000_locations.js",
-    "20240301000000_refresh_state.js",
-    "20240401000000_search.js",
-]
-
-
-def pg_env(pg: PgServer) -> dict[str, str | None]:
-    return {"POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": pg.user}
+from servers import MariaServer, PgServer, _psql_binary, mysql_rows, pg_env, psql_rows, unique_name
 
 
 @pytest.fixture

@@ -17,13 +17,9 @@ from pathlib import Path
 
 from helpers import CLEAN_ENV, PROJECT, knexwrap, write_migration
 from races import children_of, paused, pg_fingerprint
-from servers import PgServer, psql_rows
+from servers import PgServer, pg_env, psql_rows
 
 OK, SLOW, AFTER = "20240101000000_ok.js", "20240102000000_slow.js", "20240103000000_after.js"
-
-
-def pg_env(pg: PgServer) -> dict[str, str | None]:
-    return {"POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": pg.user}
 
 
 def three_files(folder: Path, seconds: int, *, transaction: bool) -> None:

@@ -11,20 +11,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from helpers import PROJECT, knexwrap, sqlite_rows, write_migration
+from helpers import CATALOG, PROJECT, knexwrap, sqlite_rows, write_migration
 from races import paused, pg_fingerprint, sqlite_fingerprint
-from servers import PgServer, psql_rows
-
-CATALOG = [
-    "20240101000000_init.js",
-    "20240201000000_locations.js",
-    "20240301000000_refresh_state.js",
-    "20240401000000_search.js",
-]
-
-
-def pg_env(pg: PgServer) -> dict[str, str | None]:
-    return {"POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": pg.user}
+from servers import PgServer, pg_env, psql_rows
 
 
 def test_two_changes_on_postgres_exactly_one_proceeds(pg: PgServer, pg_database: str, tmp_path: Path) -> None:

@@ -6,13 +6,9 @@ from pathlib import Path
 
 import pytest
 from helpers import PLUGINS, knexwrap, write_migration
-from servers import PgServer, psql_rows
+from servers import PgServer, pg_env, psql_rows
 
 APP = ["20211229105307_init.js", "20240113144027_assets-namespace.js"]
-
-
-def pg_env(pg: PgServer) -> dict[str, str | None]:
-    return {"POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": pg.user}
 
 
 def rows(pg: PgServer, db: str, table: str = "knex_migrations") -> list[tuple[str, ...]]:

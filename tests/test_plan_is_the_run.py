@@ -10,20 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import knexwrap, sqlite_rows
+from helpers import CATALOG, knexwrap, sqlite_rows
 from races import paused, pg_fingerprint, sqlite_fingerprint
-from servers import PgServer, psql_rows
-
-CATALOG = [
-    "20240101000000_init.js",
-    "20240201000000_locations.js",
-    "20240301000000_refresh_state.js",
-    "20240401000000_search.js",
-]
-
-
-def pg_env(pg: PgServer) -> dict[str, str | None]:
-    return {"POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": pg.user}
+from servers import PgServer, pg_env, psql_rows
 
 
 def pg_rows(pg: PgServer, db: str) -> list[tuple[str, ...]]:

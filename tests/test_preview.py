@@ -20,17 +20,13 @@ import pytest
 from backstage import APP as APP_BACKEND
 from backstage import CATALOG, make_project
 from helpers import PROJECT, knexwrap, write_migration
-from servers import MariaServer, PgServer, mysql_rows, psql_rows, unique_name
+from servers import MariaServer, PgServer, mysql_rows, pg_env, psql_rows, unique_name
 
 from knexwrap.upgrade.scratch import SCRATCH_PREFIX
 
 APP = ["20211229105307_init.js", "20240113144027_assets-namespace.js"]
 DROP_NAMESPACE_PG = 'alter table "static_assets_cache" drop column "namespace"'
 LAST_CATALOG = "20261013000000_final_entity_generations.js"
-
-
-def pg_env(pg: PgServer) -> dict[str, str | None]:
-    return {"POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": pg.user}
 
 
 def _ours(name: str, pid: int | None) -> bool:

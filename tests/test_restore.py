@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from backstage import make_project
 from helpers import knexwrap, sqlite_rows
-from servers import MariaServer, PgServer, create_database, drop_database, mysql_rows, unique_name
-from test_downgrade_more import FLAKY, FLAKY_FILES, FLAKY_NEWER, pg_env, pg_state, plugin_package
+from servers import MariaServer, PgServer, create_database, drop_database, mysql_rows, pg_env, unique_name
+from test_downgrade_more import FLAKY, FLAKY_FILES, FLAKY_NEWER, pg_state, plugin_package
 
 from knexwrap.install import sets
 

@@ -5,14 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import PLUGINS, PROJECT, knexwrap, sqlite_rows, sqlite_tables
-
-CATALOG = [
-    "20240101000000_init.js",
-    "20240201000000_locations.js",
-    "20240301000000_refresh_state.js",
-    "20240401000000_search.js",
-]
+from helpers import CATALOG, PLUGINS, PROJECT, knexwrap, sqlite_rows, sqlite_tables
 
 
 @pytest.fixture
