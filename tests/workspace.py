@@ -97,6 +97,7 @@ def yarn4_install(repo: Path) -> str:
     (repo / ".yarnrc.yml").write_text(YARNRC, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YARN_", "npm_"))}
     env["YARN_IGNORE_PATH"] = "1"  # this yarn, not one a parent folder's .yarnrc.yml points at
+    env["YARN_ENABLE_IMMUTABLE_INSTALLS"] = "false"  # under CI=true yarn 4 refuses to write the lockfile it makes
     proc = subprocess.run(
         ["node", str(YARN4), "install"], cwd=repo, env=env, capture_output=True, text=True, timeout=300, check=False
     )
