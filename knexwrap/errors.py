@@ -184,7 +184,11 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     ),
     (9, "the migration lock is held"),
     (10, "pending migrations or an absent plugin database (`status --check`)"),
-    (11, "no such migration: not applied (`down`) or not pending (`up`)"),
+    (
+        11,
+        "no such migration (the closest names are given), or NAME not applied (`down`, `down --to`) or not "
+        "pending (`up`, `up --to`)",
+    ),
     (12, "a migration failed (the file and the database's message are named, and what was applied before it)"),
     (13, "knexwrap's own timeout expired (what was applied before it is named)"),
     (14, "cancelled: the confirmation was declined or could not be asked"),

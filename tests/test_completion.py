@@ -61,6 +61,8 @@ def test_migration_names_from_the_folder_and_the_last_snapshot(tmp_path: Path) -
         "20240401000000_search.js",
     ]
     assert complete("knexwrap up app ") == ["20211229105307_init.js", "20240113144027_assets-namespace.js"]
+    assert complete("knexwrap up app --to 2024") == ["20240113144027_assets-namespace.js"]
+    assert complete("knexwrap down catalog --to 20240") == complete("knexwrap down catalog 20240")
     # A copy of the repository whose last snapshot recorded a file its folder no longer has.
     project = tmp_path / "project"
     shutil.copytree(PROJECT, project, symlinks=True, ignore=shutil.ignore_patterns(".knexwrap"))

@@ -45,6 +45,10 @@ def migrations(ctx: click.Context, param: click.Parameter, incomplete: str) -> l
     """The migration names of the PLUGIN already on the line: its folder's files and, for what the
     folder no longer has, what the last snapshot recorded as applied in its database."""
     project, plugin = _project(ctx), ctx.params.get("plugin")
+    if plugin is None and ctx.args:
+        # `up PLUGIN --to <TAB>`: click stops parsing at the option still waiting for its value, and the
+        # positional words are left unassigned in ctx.args, PLUGIN first.
+        plugin = ctx.args[0]
     if project is None or not plugin:
         return []
     names = set(_files(project, str(plugin))) | set(_snapshot_names(project, str(plugin)))

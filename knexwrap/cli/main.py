@@ -164,25 +164,47 @@ def latest(plugin: str, **kw: Any) -> None:
     _change(changes.plan_latest, plugin, kw)
 
 
-@change_command("Apply NAME, or the next pending migration of PLUGIN (knex migrate:up).")
+def _to_option(help_text: str) -> Callable[[F], F]:
+    return click.option("--to", "to", metavar="NAME", shell_complete=completion.migrations, help=help_text)
+
+
+def _one_name(name: str | None, to: str | None) -> str | None:
+    if name is not None and to is not None:
+        raise click.UsageError("give NAME or --to NAME, not both")
+    return name if to is None else to
+
+
+@change_command(
+    "Apply NAME, or the next pending migration of PLUGIN (knex migrate:up); with --to NAME every pending one up to "
+    "and including NAME, in one batch."
+)
 @sqlview.sql_option
 @click.argument("plugin", shell_complete=completion.plugins)
 @click.argument("name", required=False, shell_complete=completion.migrations)
-def up(plugin: str, name: str | None, **kw: Any) -> None:
+@_to_option("Apply the pending migrations up to and including NAME, in knex's order (one knex run, one batch).")
+def up(plugin: str, name: str | None, to: str | None, **kw: Any) -> None:
     from ..upgrade import changes
 
-    _change(lambda t: changes.plan_up(t, name), plugin, kw, pick=lambda t: changes.set_for_name(t, name))
+    one = _one_name(name, to)
+    plan = (lambda t: changes.plan_up_to(t, to)) if to is not None else (lambda t: changes.plan_up(t, name))
+    _change(plan, plugin, kw, pick=lambda t: changes.set_for_name(t, one))
 
 
-@change_command("Revert NAME, or the last applied migration of PLUGIN (knex migrate:down), after a backup.")
+@change_command(
+    "Revert NAME, or the last applied migration of PLUGIN (knex migrate:down); with --to NAME every applied one "
+    "after NAME, last first. After a backup."
+)
 @sqlview.sql_option
 @click.argument("plugin", shell_complete=completion.plugins)
 @click.argument("name", required=False, shell_complete=completion.migrations)
+@_to_option("Revert the applied migrations after NAME in knex's order, last first; NAME stays applied.")
 @cli_install.NO_BACKUP
-def down(plugin: str, name: str | None, **kw: Any) -> None:
+def down(plugin: str, name: str | None, to: str | None, **kw: Any) -> None:
     from ..upgrade import changes
 
-    _change(lambda t: changes.plan_down(t, name), plugin, kw, pick=lambda t: changes.set_for_name(t, name))
+    one = _one_name(name, to)
+    plan = (lambda t: changes.plan_down_to(t, to)) if to is not None else (lambda t: changes.plan_down(t, name))
+    _change(plan, plugin, kw, pick=lambda t: changes.set_for_name(t, one))
 
 
 @change_command("Revert the last batch of PLUGIN, or every batch with --all (knex migrate:rollback), after a backup.")

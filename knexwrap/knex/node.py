@@ -77,9 +77,10 @@ class Node:
         """One knex run held to `plan` by knexwrap's knexfile (see js/knexfile.js).
 
         plan: {"table", "direction": "up"|"down", "names": [...] in run order, "applied": [[name, batch], ...]
-        in id order, the rows the plan was made from}. A non-zero exit is returned, not raised: the caller
-        re-reads the database before it says what happened. Bounded only by change_timeout. on_start gets the
-        pid of knex (in its own process group); app_name tags knex's PostgreSQL sessions (application_name).
+        in id order, the rows the plan was made from, optionally "listed": the only files knex is shown}. A
+        non-zero exit is returned, not raised: the caller re-reads the database before it says what happened.
+        Bounded only by change_timeout. on_start gets the pid of knex (in its own process group); app_name tags
+        knex's PostgreSQL sessions (application_name).
         """
         seen: list[ev.MigrationEvent] = []
 

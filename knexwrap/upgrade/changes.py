@@ -17,7 +17,7 @@ from ..knex.node import ChangeRun
 from ..state import read as st
 from ..state import report
 from ..state.plugin import Target, neighbours, read_state
-from . import aftermath, interrupt, lock, pause
+from . import aftermath, interrupt, lock, names, pause
 from .ensure import Creation, create, creation_for
 
 
@@ -36,6 +36,9 @@ class Plan:
     warnings: tuple[str, ...] = ()
     applied: tuple[tuple[str, int], ...] = ()
     creates: Creation | None = None  # the plugin's database or schema, created first (ensureExists)
+    # up/down --to: the only files knex is shown (js/knexfile.js), so that migrate:latest / rollback --all
+    # run exactly `names`; None: knex sees the whole folder.
+    listed: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -60,23 +63,13 @@ def set_for_name(target: Target, name: str | None) -> Target:
     if name is None:
         return target
     own = st.list_files(target.migrations.directory)
-    if _file_name(name, own) in own:
+    if names.file_name(name, own) in own:
         return target
     for other in neighbours(target):
         files = st.list_files(other.directory)
-        if _file_name(name, files) in files:
+        if names.file_name(name, files) in files:
             return replace(target, migrations=other)
     return target
-
-
-def _file_name(name: str, candidates: tuple[str, ...]) -> str:
-    """NAME as typed, with or without its extension, matched against the names knex knows."""
-    if name in candidates:
-        return name
-    for candidate in candidates:
-        if candidate.rsplit(".", 1)[0] == name:
-            return candidate
-    return name
 
 
 def _refuse_if_wrong_folder(state: st.SetState, target: Target) -> None:
@@ -128,12 +121,25 @@ def plan_up(target: Target, name: str | None) -> Plan:
         # knex is given the shown name: "the next pending file" is decided once, here, not again at run time.
         first = state.pending[:1]
         return Plan("up", "apply", first, ("migrate:up", *first), applied=_rows(state), creates=creates)
-    wanted = _file_name(name, state.files)
+    wanted = _not_applied(target, state, name)
+    early = names.out_of_order(state, wanted)
+    return Plan("up", "apply", (wanted,), ("migrate:up", wanted), early, applied=_rows(state), creates=creates)
+
+
+def plan_up_to(target: Target, name: str) -> Plan:
+    """up --to NAME: the pending files up to and including NAME in knex's order, in one knex run and one batch
+    (migrate:latest shown only them, as `latest` gives every file it runs one batch)."""
+    state, creates = _checked_or_absent(target)
+    wanted = _not_applied(target, state, name)
+    run = tuple(n for n in state.pending if n <= wanted)
+    return Plan("up", "apply", run, ("migrate:latest", "--verbose"), applied=_rows(state), creates=creates, listed=run)
+
+
+def _not_applied(target: Target, state: st.SetState, name: str) -> str:
+    wanted = names.require(target, state, name)
     if wanted in state.applied_names:
         raise errors.MigrationNotFound(f'migration "{wanted}" is already applied: nothing to run')
-    if wanted not in state.pending:
-        raise errors.MigrationNotFound(f'migration "{wanted}" is not in {target.migrations.directory}')
-    return Plan("up", "apply", (wanted,), ("migrate:up", wanted), applied=_rows(state), creates=creates)
+    return wanted
 
 
 def plan_down(target: Target, name: str | None) -> Plan:
@@ -141,10 +147,25 @@ def plan_down(target: Target, name: str | None) -> Plan:
     if name is None:
         last = state.applied_names[-1:]
         return Plan("down", "revert", last, ("migrate:down", *last), applied=_rows(state))
-    wanted = _file_name(name, state.applied_names + state.files)
+    wanted = _applied(target, state, name)
+    return Plan("down", "revert", (wanted,), ("migrate:down", wanted), applied=_rows(state))
+
+
+def plan_down_to(target: Target, name: str) -> Plan:
+    """down --to NAME: the applied files after NAME in knex's order, last first, in one knex run (migrate:rollback
+    --all shown only them); NAME itself stays applied."""
+    state = _checked(target)
+    wanted = _applied(target, state, name)
+    run = tuple(reversed([n for n in state.files if n > wanted and n in state.applied_names]))
+    args = ("migrate:rollback", "--all", "--verbose")
+    return Plan("down", "revert", run, args, applied=_rows(state), listed=run)
+
+
+def _applied(target: Target, state: st.SetState, name: str) -> str:
+    wanted = names.require(target, state, name)
     if wanted not in state.applied_names:
         raise errors.MigrationNotRun(f'migration "{wanted}" has not been run: nothing to revert')
-    return Plan("down", "revert", (wanted,), ("migrate:down", wanted), applied=_rows(state))
+    return wanted
 
 
 def plan_rollback(target: Target, everything: bool) -> Plan:
@@ -251,6 +272,7 @@ def _run(target: Target, plan: Plan, watch: interrupt.Watch) -> ChangeRun:
         "direction": "up" if plan.action == "apply" else "down",
         "names": list(plan.names),
         "applied": [list(row) for row in plan.applied],
+        **({"listed": list(plan.listed)} if plan.listed is not None else {}),
     }
     try:
         return target.node.change(

@@ -7,7 +7,11 @@
 //    and refuses to go on unless it is exactly the state the plan was made from;
 //  - refuses any migration that is not the plan's next one, so what runs is the plan or an
 //    in-order prefix of it;
-//  - reports each migration as it starts and ends, one `knexwrap-event <json>` line on stderr.
+//  - reports each migration as it starts and ends, one `knexwrap-event <json>` line on stderr;
+//  - with plan.listed (up --to, down --to) shows knex only those files, so that migrate:latest applies
+//    and migrate:rollback --all reverts exactly them, in knex's order, in one run under one lock. knex's
+//    own check that every applied row has its file is then off: the rows not listed are applied files
+//    hidden on purpose, and the check above (the table is exactly the plan's rows) covers what it covered.
 // One source for every knex version (hooks exist only since 3.2; a source works since 0.21).
 'use strict';
 
@@ -64,7 +68,11 @@ class PlannedSource {
 
   async getMigrations() {
     const files = await fs.promises.readdir(this.directory);
-    return files.filter(f => EXTENSIONS.includes(path.extname(f))).sort().map(file => ({ file }));
+    const listed = this.plan.listed ? new Set(this.plan.listed) : null;
+    return files
+      .filter(f => EXTENSIONS.includes(path.extname(f)) && (!listed || listed.has(f)))
+      .sort()
+      .map(file => ({ file }));
   }
 
   getMigrationName(migration) {
@@ -136,5 +144,6 @@ if (process.env.KNEXWRAP_PLAN) {
   }
   const { directory, ...migrations } = config.migrations;
   config.migrations = { ...migrations, migrationSource: new PlannedSource(directory, plan) };
+  if (plan.listed) config.migrations.disableMigrationsListValidation = true;
 }
 module.exports = withBackendSettings(require('./utc').inUtc(config));

@@ -1,0 +1,84 @@
+"""A migration NAME as the operator typed it: which file it is, whether it exists at all, what it is close to.
+
+Typed with or without its extension (`20240101000000_init` or `20240101000000_init.js`), as knex's own
+`migrate:up NAME` is not: knex wants the file name. A NAME that is in no folder of the plugin's database
+and in no row of the set's table is a typo, not a state: the error names the closest names instead of a
+bare "not found", so that the next command is the right one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+
+from .. import errors
+from ..state import read as st
+from ..state.plugin import Target, neighbours
+
+CLOSEST = 3  # how many close names an error lists
+CUTOFF = 0.6  # difflib's similarity ratio below which a name is not offered
+
+
+def file_name(name: str, candidates: tuple[str, ...]) -> str:
+    """NAME as typed, with or without its extension, matched against the names knex knows (NAME if none)."""
+    if name in candidates:
+        return name
+    for candidate in candidates:
+        if candidate.rsplit(".", 1)[0] == name:
+            return candidate
+    return name
+
+
+def closest(name: str, candidates: tuple[str, ...]) -> list[str]:
+    """Up to CLOSEST of CANDIDATES nearest to NAME (difflib's ratio, best first), as full file names.
+
+    NAME typed without a migration extension is compared with the candidates' names without theirs, so
+    that `20240101000000_int` finds `20240101000000_init.js` as readily as `..._int.js` would."""
+    bare = os.path.splitext(name)[1] not in st.MIGRATION_EXTENSIONS
+    keyed: dict[str, list[str]] = {}
+    for candidate in dict.fromkeys(candidates):  # unique, first seen first
+        keyed.setdefault(os.path.splitext(candidate)[0] if bare else candidate, []).append(candidate)
+    matches = difflib.get_close_matches(name, list(keyed), n=CLOSEST, cutoff=CUTOFF)
+    return [full for key in matches for full in keyed[key]][:CLOSEST]
+
+
+def known(target: Target, state: st.SetState) -> tuple[str, ...]:
+    """Every name NAME could mean in the target's database: the set's files and rows, the other sets' files."""
+    others = tuple(name for other in neighbours(target) for name in st.list_files(other.directory))
+    return state.files + state.applied_names + others
+
+
+def require(target: Target, state: st.SetState, name: str) -> str:
+    """The file NAME means in the target's set; MigrationNotFound (11) with the closest names when NAME is in
+    no folder of the plugin's database and in no row of the set's table.
+
+    Run after changes.set_for_name picked the set whose folder holds NAME: a NAME of another set's folder
+    reaches here only with --migrations-table-name naming another table, and is then none of this set's."""
+    wanted = file_name(name, state.applied_names + state.files)
+    if wanted in state.files or wanted in state.applied_names:
+        return wanted
+    near = closest(name, known(target, state))
+    error = errors.MigrationNotFound(
+        f"no such migration {name} in {target.migrations.directory}; "
+        + (f"closest: {', '.join(near)}" if near else "no migration name is close to it")
+    )
+    error.facts["closest"] = near
+    raise error
+
+
+def pending_before(state: st.SetState, wanted: str) -> tuple[str, ...]:
+    """The pending files that come before WANTED in knex's order (file name order)."""
+    return tuple(name for name in state.pending if name < wanted)
+
+
+def out_of_order(state: st.SetState, wanted: str) -> tuple[str, ...]:
+    """The warning for applying WANTED while files before it are still pending (none when there are none)."""
+    earlier = pending_before(state, wanted)
+    if not earlier:
+        return ()
+    one = len(earlier) == 1
+    return (
+        f"out of order: {', '.join(earlier)} {'is' if one else 'are'} still pending and "
+        f"{'comes' if one else 'come'} before {wanted} in knex's order "
+        f"(up --to {wanted} applies {'it' if one else 'them'} first)",
+    )
