@@ -7,6 +7,7 @@ the order knex ran them in is read from the database, not from knexwrap's report
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -20,8 +21,9 @@ WORDS = {
 A, B, C, D = WORDS
 
 
-def files(tmp_path: Path) -> Path:
-    """Four migrations: each creates its table and logs its up; its down drops the table and logs the down."""
+def files(tmp_path: Path, loose: tuple[str, ...] = ()) -> Path:
+    """Four migrations: each creates its table and logs its up; its down drops the table and logs the down.
+    LOOSE: the files that run without a transaction."""
     folder = tmp_path / "migrations"
     for name, word in WORDS.items():
         log = "await knex('log').insert({{ entry: '{} {}' }});"
@@ -31,6 +33,8 @@ def files(tmp_path: Path) -> Path:
             f"await knex.schema.createTable('t_{word}', t => {{ t.increments('id'); }}); {log.format('up', word)}",
             f"await knex.schema.dropTable('t_{word}'); {log.format('down', word)}",
         )
+        if name in loose:
+            (folder / name).write_text((folder / name).read_text() + "exports.config = { transaction: false };\n")
     return folder
 
 
@@ -97,10 +101,10 @@ def test_up_to_and_down_to_on_postgresql_row_by_row(pg: PgServer, pg_database: s
     assert log == [*ups, "down discounts", "down credits", "down billing"]
 
 
-def test_up_to_and_down_to_on_sqlite_with_dry_run_and_exact_output(tmp_path: Path) -> None:
-    folder = files(tmp_path)
+def test_up_to_and_down_to_on_sqlite_with_dry_run_exact_output_and_journal(tmp_path: Path) -> None:
+    folder = files(tmp_path, loose=(B,))
     database, opts = sqlite_db(tmp_path)
-    where = [str(folder), *opts]
+    where = [str(folder), *opts, "--state-dir", str(tmp_path / "state")]
     up = ok(knexwrap("up", *where, "--to", C.removesuffix(".js"), "--yes"))
     assert up.out == (
         f"(no plugin) in {database}, table knex_migrations\n"
@@ -110,16 +114,22 @@ def test_up_to_and_down_to_on_sqlite_with_dry_run_and_exact_output(tmp_path: Pat
         f"{A}      1\n"
         f"{B}       1\n"
         f"{C}       1\n"
+        f"warning: {B} runs without a transaction: a failure can leave it half done\n"
     )
-    assert up.err == f"About to apply 3 migrations of (no plugin) in {database}, table knex_migrations:\n" + "".join(
-        f"  {n}\n" for n in (A, B, C)
-    )
+    assert up.err.splitlines() == [
+        f"About to apply 3 migrations of (no plugin) in {database}, table knex_migrations:",
+        *(f"  {n}" for n in (A, B, C)),
+        f"warning: {B} runs without a transaction: a failure can leave it half done",
+    ]
     assert lite_rows(database) == [(A, 1), (B, 1), (C, 1)]
     assert lite_tables(database) == ["t_accounts", "t_billing", "t_credits"]
 
     before = sqlite_fingerprint(database)
     dry = ok(knexwrap("down", *where, "--to", A, "--dry-run", "--json")).json()
     assert (dry["planned"], dry["done"], dry["dry_run"], dry["backups"]) == ([C, B], [], True, [])
+    sql = ok(knexwrap("down", *where, "--to", A, "--sql", "--dry-run", "--json")).json()
+    [preview] = sql["sql"]
+    assert [(m["name"], m["direction"]) for m in preview["migrations"]] == [(C, "down"), (B, "down")]
     assert sqlite_fingerprint(database) == before
 
     down = ok(knexwrap("down", *where, "--to", A, "--yes", "--no-backup"))
@@ -129,12 +139,21 @@ def test_up_to_and_down_to_on_sqlite_with_dry_run_and_exact_output(tmp_path: Pat
         "migration\n"
         "-------------------------\n"
         f"{C}\n{B}\n"
+        f"warning: {B} runs without a transaction: a failure can leave it half done\n"
         "warning: knexwrap cannot see whether a Backstage backend uses this SQLite database: stop it first\n"
     )
     assert "backup" not in down.out + down.err
     assert lite_rows(database) == [(A, 1)]
     assert lite_tables(database) == ["t_accounts"]
     assert lite_log(database) == ["up accounts", "up billing", "up credits", "down credits", "down billing"]
+    journal = [json.loads(line) for line in (tmp_path / "state" / "journal.jsonl").read_text().splitlines()]
+    assert [(r["command"], r["arguments"]["to"], r["arguments"]["name"], r["outcome"]) for r in journal] == [
+        ("up", C.removesuffix(".js"), None, "done"),
+        ("down", A, None, "done"),
+    ]
+    assert [(r["name"], r["status"]) for r in journal[0]["ran"]] == [(A, "applied"), (B, "applied"), (C, "applied")]
+    assert [(r["name"], r["status"]) for r in journal[1]["ran"]] == [(C, "reverted"), (B, "reverted")]
+    assert journal[1]["plan"]["listed"] == [C, B]
 
     again = ok(knexwrap("down", *where, "--to", A, "--yes"))
     assert again.out == f"(no plugin) in {database}, table knex_migrations\nnothing to revert\n"
