@@ -1,9 +1,9 @@
 """A migration NAME as the operator typed it: which file it is, whether it exists at all, what it is close to.
 
-Typed with or without its extension (`20240101000000_init` or `20240101000000_init.js`), as knex's own
-`migrate:up NAME` is not: knex wants the file name. A NAME that is in no folder of the plugin's database
-and in no row of the set's table is a typo, not a state: the error names the closest names instead of a
-bare "not found", so that the next command is the right one.
+knex wants the exact file name; knexwrap takes it with or without its extension (`20240101000000_init` or
+`20240101000000_init.js`). A NAME that is in no folder of the plugin's database and in no row of the set's
+table is a typo, not a state: the error names the closest names instead of a bare "not found", so that the
+next command is the right one.
 """
 
 from __future__ import annotations
