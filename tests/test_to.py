@@ -205,6 +205,11 @@ def test_up_name_with_earlier_files_pending_warns_and_asks(tmp_path: Path) -> No
     one = ok(knexwrap("up", *where, C, "--yes"))
     assert f"warning: out of order: {B} is still pending and comes before {C} in knex's order" in one.out
     assert lite_rows(database) == [(A, 1), (C, 2)]
+    behind = knexwrap("up", *where, "--to", C, "--yes")
+    assert (behind.code, behind.err) == (
+        11,
+        f'knexwrap: error: migration "{C}" is already applied: nothing to run (still pending before it: {B})\n',
+    )
     no_warning = ok(knexwrap("up", *where, "--to", D, "--yes"))
     assert "out of order" not in no_warning.out + no_warning.err
     assert lite_rows(database) == [(A, 1), (C, 2), (B, 3), (D, 3)]

@@ -36,8 +36,7 @@ class Plan:
     warnings: tuple[str, ...] = ()
     applied: tuple[tuple[str, int], ...] = ()
     creates: Creation | None = None  # the plugin's database or schema, created first (ensureExists)
-    # up/down --to: the only files knex is shown (js/knexfile.js), so that migrate:latest / rollback --all
-    # run exactly `names`; None: knex sees the whole folder.
+    # up/down --to: the only files knex is shown (js/knexfile.js), so it runs exactly `names`; None: all.
     listed: tuple[str, ...] | None = None
 
 
@@ -138,7 +137,9 @@ def plan_up_to(target: Target, name: str) -> Plan:
 def _not_applied(target: Target, state: st.SetState, name: str) -> str:
     wanted = names.require(target, state, name)
     if wanted in state.applied_names:
-        raise errors.MigrationNotFound(f'migration "{wanted}" is already applied: nothing to run')
+        earlier = names.pending_before(state, wanted)
+        also = f" (still pending before it: {', '.join(earlier)})" if earlier else ""
+        raise errors.MigrationNotFound(f'migration "{wanted}" is already applied: nothing to run{also}')
     return wanted
 
 
