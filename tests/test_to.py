@@ -274,3 +274,21 @@ def test_up_to_refuses_when_a_later_file_was_applied_since_the_plan(tmp_path: Pa
     )
     assert sqlite_fingerprint(database) == before
     assert lite_rows(database) == [(A, 1), (D, 2)]
+
+
+def test_down_to_refuses_when_a_planned_file_was_reverted_since_the_plan(tmp_path: Path) -> None:
+    """Without the check knex would revert the listed files still applied (D, C): the plan was D, C, B."""
+    folder = files(tmp_path)
+    database, opts = sqlite_db(tmp_path)
+    where = [str(folder), *opts]
+    ok(knexwrap("latest", *where, "--yes"))
+    first = paused(["down", *where, "--to", A, "--yes", "--no-backup"], tmp_path / "a", {}, stop_at=("confirmed",))
+    first.wait_at("confirmed")
+    ok(knexwrap("down", *where, B, "--yes", "--no-backup"))
+    before = sqlite_fingerprint(database)
+    first.release("confirmed")
+    code, _, err = first.finish()
+    assert code == 19, err
+    assert f"changed since the plan was shown (reverted since: {B}); knexwrap ran nothing it had not shown" in err
+    assert sqlite_fingerprint(database) == before
+    assert lite_rows(database) == [(A, 1), (C, 1), (D, 1)]
