@@ -57,7 +57,9 @@ def table(
     caps = {c: max((_widest(r[c]) for r in rows), default=0) for c in shrink}
     while True:
         shown = [[_cap(v, caps.get(i)) for i, v in enumerate(row)] for row in rows]
-        text = tabulating.tabulate(shown, headers=list(headers), tablefmt=fmt)
+        text = tabulating.tabulate(
+            shown, headers=list(headers), tablefmt=fmt, colalign=_alignment(rows, len(headers)), disable_numparse=True
+        )
         over = max((len(line) for line in text.splitlines()), default=0) - (width or 10**6)
         wide = [c for c in caps if caps[c] > max(_NARROWEST, len(headers[c]))]
         if over <= 0 or not wide:
@@ -67,6 +69,21 @@ def table(
         second = max((caps[c] for c in caps if c != widest), default=0)
         floor = max(_NARROWEST, len(headers[widest]), min(second, caps[widest] - 1))
         caps[widest] = max(caps[widest] - over, floor)
+
+
+def _alignment(rows: Sequence[Sequence[Any]], columns: int) -> tuple[str, ...]:
+    """Numbers right, text left, blanks ignored: decided here rather than by tabulate's guessing, which
+    changed between its versions (0.9 took a column with a blank cell for text, 0.10 for numbers)."""
+    return tuple(
+        "right"
+        if any(_is_number(r[c]) for r in rows) and all(_is_number(r[c]) or r[c] in (None, "") for r in rows)
+        else "left"
+        for c in range(columns)
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _widest(value: Any) -> int:
