@@ -14,6 +14,7 @@ Standard library and knexwrap's stdlib-only modules only, until main.main is imp
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -31,16 +32,29 @@ def main(argv: list[str] | None = None) -> int:
     if _reads_one_plugin(args):
         _prestart(args)
     try:
-        from .main import main as cli_main
-
+        gc.disable()  # the imports allocate much and free little: collecting during them is wasted time
+        try:
+            from .main import main as cli_main
+        finally:
+            gc.enable()
         return cli_main(args)
     finally:
         prestart.abandon()
 
 
 def run() -> None:
-    """The console-script entry point (pyproject.toml)."""
-    sys.exit(main())
+    """The console-script entry point (pyproject.toml).
+
+    Ends with os._exit once the output is flushed: every context manager has closed by then (no reader,
+    holder or scratch database is left), and the interpreter's teardown of every imported module is
+    time an operator waits for, on every command."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # e.g. the reading end of a pipe closed early (knexwrap status | head -1)
+        code = code or 120  # what Python itself exits with when it cannot flush at exit
+    os._exit(code)
 
 
 def _reads_one_plugin(args: list[str]) -> bool:

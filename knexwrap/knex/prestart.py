@@ -17,6 +17,7 @@ import os
 
 TYPE_CHECKING = False  # typing itself is a costly import here; mypy reads this name as typing's
 if TYPE_CHECKING:
+    import select
     from collections.abc import Callable
 
 READER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js", "read_state.js")
@@ -72,6 +73,7 @@ class Started:
 
 
 _waiting: Started | None = None
+_exiting: int | None = None  # the pid of a reader that has answered and is exiting: reap() waits for it
 
 
 def start(project: str, knex_js: str, preload: str | None, on_wait: Callable[[], None] | None = None) -> bool:
@@ -154,17 +156,46 @@ def exchange(started: Started, request: bytes, timeout: float) -> tuple[int, byt
                 _stop(started)
                 return None
             for fd, _ in poller.poll(left * 1000):
-                chunk = os.read(fd, 65536)
-                kept[fd].extend(chunk)
-                if not chunk:
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
-                    os.close(fd)
+                _read_into(fd, kept, poller, open_fds)
+            if started.stdout not in open_fds and open_fds:
+                continue
+            if _answered(kept[started.stdout]):
+                return _answer(started, kept, poller, open_fds)
     except BaseException:
         _stop(started)  # an interrupt, or on_wait failed: the reader goes with us
         raise
     _, status = os.waitpid(started.pid, 0)
     return os.waitstatus_to_exitcode(status), bytes(kept[started.stdout]), bytes(kept[started.stderr])
+
+
+def _read_into(fd: int, kept: dict[int, bytearray], poller: select.poll, open_fds: set[int]) -> None:
+    chunk = os.read(fd, 65536)
+    kept[fd].extend(chunk)
+    if not chunk:
+        poller.unregister(fd)
+        open_fds.discard(fd)
+        os.close(fd)
+
+
+def _answered(out: bytearray) -> bool:
+    """The reader's whole answer is one JSON line, written last, right before process.exit(0) (read_state.js)."""
+    return out.endswith(b"\n") and out.count(b"\n") == 1
+
+
+def _answer(
+    started: Started, kept: dict[int, bytearray], poller: select.poll, open_fds: set[int]
+) -> tuple[int, bytes, bytes]:
+    """The answered reader's result without waiting for node to exit (several ms of teardown after its last
+    write): node writes to pipes synchronously, so every stderr line written before the answer is already in the
+    pipe and drained here. reap() waits for the process before knexwrap exits."""
+    global _exiting
+    while open_fds and (ready := poller.poll(0)):
+        for fd, _ in ready:
+            _read_into(fd, kept, poller, open_fds)
+    for fd in open_fds:
+        os.close(fd)
+    _exiting = started.pid
+    return 0, bytes(kept[started.stdout]), bytes(kept[started.stderr])
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -187,9 +218,27 @@ def _stop(started: Started) -> None:
 
 
 def abandon() -> None:
-    """Stop a reader nobody claimed (the command failed first, or never read): it must not outlive us."""
-    global _waiting
+    """Stop a reader nobody claimed (the command failed first, or never read), and reap one that answered and
+    is exiting (waited for up to a second, then killed): no reader outlives knexwrap."""
+    global _waiting, _exiting
     started, _waiting = _waiting, None
     if started is not None:
         os.close(started.stdin)
         _stop(started)
+    pid, _exiting = _exiting, None
+    if pid is not None:
+        _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 1.0
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            import signal
+
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return
+        time.sleep(0.001)

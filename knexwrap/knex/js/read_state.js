@@ -58,16 +58,9 @@ async function readRequest() {
   return text.trim() === '' ? null : JSON.parse(text);
 }
 
-function isoTime(value) {
-  if (value === null || value === undefined) return null;
-  const date = value instanceof Date ? value : new Date(value);
-  return Number.isNaN(date.getTime()) ? String(value) : date.toISOString();
-}
-
 // Which of NAMES exist, in one round trip where the dialect allows it; the same tables knex's
-// schema.hasTable sees (pg: the current schema, i.e. the search path's; SQLite: the main database).
+// schema.hasTable sees (SQLite: the main database; PostgreSQL: tablesOf).
 const EXISTING_TABLES = {
-  pg: 'select table_name as name from information_schema.tables where table_schema = current_schema() and table_name = any(?)',
   'better-sqlite3': "select name from sqlite_master where type = 'table' and name in (select value from json_each(?))",
   sqlite3: "select name from sqlite_master where type = 'table' and name in (select value from json_each(?))",
 };
@@ -145,9 +138,6 @@ async function missingSchema(knex, config) {
 // schema: the sets the database itself holds, whether or not an installed package claims them.
 const SHAPE = ['id', 'name', 'batch', 'migration_time'];
 const MIGRATION_TABLES = {
-  pg:
-    'select table_name as name from information_schema.columns where table_schema = current_schema() ' +
-    'and column_name in (?, ?, ?, ?) group by table_name having count(*) = 4',
   mysql2:
     'select table_name as name from information_schema.columns where table_schema = database() ' +
     'and column_name in (?, ?, ?, ?) group by table_name having count(*) = 4',
@@ -155,6 +145,32 @@ const MIGRATION_TABLES = {
     "select m.name as name from sqlite_master m where m.type = 'table' and (select count(*) from " +
     'pragma_table_info(m.name) p where p.name in (?, ?, ?, ?)) = 4',
 };
+
+// PostgreSQL in one round trip, from pg_catalog (information_schema.columns alone costs several ms): the tables
+// of the current schema the user may see as information_schema shows them (so, as knex's hasTable sees them),
+// each with whether it has knex's migrations shape. Bindings: whether to list them all, else the wanted names.
+const PG_TABLES =
+  'select name, shaped from (select c.relname as name, (select count(*) from pg_attribute a where a.attrelid = c.oid ' +
+  "and a.attnum > 0 and not a.attisdropped and a.attname in ('id', 'name', 'batch', 'migration_time') and " +
+  "(pg_has_role(c.relowner, 'USAGE') or has_column_privilege(c.oid, a.attnum, 'SELECT, INSERT, UPDATE, REFERENCES'))) " +
+  '= 4 as shaped from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = current_schema() ' +
+  "and c.relkind in ('r', 'v', 'f', 'p') and (pg_has_role(c.relowner, 'USAGE') or has_table_privilege(c.oid, " +
+  "'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') or has_any_column_privilege(c.oid, " +
+  "'SELECT, INSERT, UPDATE, REFERENCES'))) t where ? or name = any(?)";
+
+// Which of TABLES and their _lock tables exist (`existing`; with EVERY_SET it may hold other tables too), and with
+// EVERY_SET the sorted names of every table of knex's migrations shape (`found`, else null).
+async function tablesOf(knex, client, tables, everySet) {
+  if (client === 'pg') {
+    const wanted = tables.flatMap(t => [t, `${t}_lock`]);
+    const rows = (await knex.raw(PG_TABLES, [everySet, wanted])).rows;
+    const found = everySet ? rows.filter(r => r.shaped).map(r => r.name).sort() : null;
+    return { existing: new Set(rows.map(r => r.name)), found };
+  }
+  const found = everySet ? await migrationTables(knex, client) : null;
+  const names = [...new Set([...tables, ...(found || [])])];
+  return { existing: await existingTables(knex, client, names.flatMap(t => [t, `${t}_lock`])), found };
+}
 
 async function migrationTables(knex, client) {
   const sql = MIGRATION_TABLES[client === 'sqlite3' ? 'better-sqlite3' : client];
@@ -185,9 +201,8 @@ async function readTarget(target, secrets) {
       return { id: target.id, error: noSchema };
     }
     const tables = {};
-    const found = target.migrationTables ? await migrationTables(knex, config.client) : null;
+    const { existing, found } = await tablesOf(knex, config.client, target.tables, Boolean(target.migrationTables));
     const names = [...new Set([...target.tables, ...(found || [])])];
-    const existing = await existingTables(knex, config.client, names.flatMap(t => [t, `${t}_lock`]));
     for (const table of names) {
       tables[table] = await readTable(knex, table, existing);
     }
