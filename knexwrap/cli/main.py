@@ -16,7 +16,7 @@ import click
 
 from .. import errors
 from ..state import plugin as commands
-from . import completion, output, progress, sqlview, version
+from . import completion, mark, output, progress, sqlview, version
 from . import install as cli_install
 from .options import F, change_options, confirm_or_cancel, options_from, target_from, target_options
 
@@ -218,7 +218,7 @@ def unlock(plugin: str, everything: bool, **kw: Any) -> None:
     output.emit(locks.execute_all(targets, plan), as_json=as_json, fmt=fmt)
 
 
-for _command in (*cli_install.COMMANDS, completion.completion_command):
+for _command in (*cli_install.COMMANDS, mark.mark_command, completion.completion_command):
     cli.add_command(_command)
 
 
