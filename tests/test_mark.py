@@ -26,6 +26,8 @@ from servers import (
     psql_rows,
     unique_name,
 )
+from test_appconfig_e2e import PG_TEMPLATE, pg_env_file
+from test_appconfig_e2e import make_project as e2e_project
 from test_completion import complete
 from test_downgrade_more import migration, plugin_package
 
@@ -121,6 +123,8 @@ def test_mark_applied_then_reverted_writes_and_removes_the_row_knex_would(db: Db
         False,
     )
     assert db.rows() == [*before, (CATALOG[1], 2, True)]
+    if db.kind == "sqlite":  # knex binds a Date as its milliseconds there: the same kind of value as knex's own row
+        assert db.sql("select typeof(migration_time) from knex_migrations") == [("integer",), ("integer",)]
     assert db.tables() == own_tables and "locations" not in own_tables  # the migration itself never ran
     [taken] = doc["backups"]
     assert backup_holds(db, Path(taken), [CATALOG[0]])
@@ -223,6 +227,59 @@ def test_knex_lock_held_refuses(pg: PgServer, pg_database: str, tmp_path: Path) 
     result = knexwrap("mark", "catalog", CATALOG[1], "--applied", *opts, "--yes", env=env)
     assert result.code == 9 and "the migration lock of knex_migrations is held" in result.err
     assert psql_rows(pg, pg_database, "select name from knex_migrations") == [(CATALOG[0],)]
+
+
+def test_knex_lock_taken_after_knexwraps_own_lock_refuses_inside_the_transaction(
+    pg: PgServer, pg_database: str, tmp_path: Path
+) -> None:
+    """knex's lock is looked at again in the transaction that writes: a run that took it meanwhile wins."""
+    env, opts = pg_env(pg), ["--database", pg_database, "--state-dir", str(tmp_path / "s")]
+    assert knexwrap("up", "catalog", *opts, "--yes", env=env).code == 0
+    first = paused(
+        ["mark", "catalog", CATALOG[0], "--reverted", *opts, "--yes"], tmp_path / "a", env, stop_at=("locked",)
+    )
+    first.wait_at("locked")
+    psql_rows(pg, pg_database, "update knex_migrations_lock set is_locked = 1")
+    first.release("locked")
+    code, _, err = first.finish()
+    assert code == 9, err
+    assert "the migration lock of knex_migrations in " in err.splitlines()[-1]
+    assert psql_rows(pg, pg_database, "select name from knex_migrations") == [(CATALOG[0],)]
+
+
+def test_pg_schema_mode_marks_the_plugins_own_table_and_backs_it_up(pg: PgServer, tmp_path: Path) -> None:
+    prefix = unique_name("kw_mk") + "_"
+    config = PG_TEMPLATE.format(prefix=prefix).replace(
+        "    prefix:", "    pluginDivisionMode: schema\n    schemaPrefix: kw_\n    prefix:"
+    )
+    config = config.replace("      password:", f"      database: {prefix}shared\n      password:")
+    project = e2e_project(tmp_path / "backstage", {"app-config.yaml": config, ".env": pg_env_file(pg)})
+    database = f"{prefix}shared"
+    create_database(pg, database)
+    try:
+        marked_in_schema(pg, database, project)
+    finally:
+        drop_database(pg, database)
+
+
+def marked_in_schema(pg: PgServer, database: str, project: Path) -> None:
+    psql_rows(pg, database, "create schema kw_catalog")
+    decoy = (
+        "create table public.knex_migrations (id serial primary key, name text, batch int, migration_time timestamptz)"
+    )
+    psql_rows(pg, database, decoy)  # the same name in public: never the plugin's table
+    assert knexwrap("up", "catalog", "--yes", cwd=project).code == 0
+    result = knexwrap("mark", "catalog", CATALOG[1], "--applied", "--yes", "--json", cwd=project)
+    assert result.code == 0, result.err
+    assert (result.json()["schema"], result.json()["batch"]) == ("kw_catalog", 2)
+    assert psql_rows(pg, database, "select name, batch from kw_catalog.knex_migrations order by id") == [
+        (CATALOG[0], "1"),
+        (CATALOG[1], "2"),
+    ]
+    assert psql_rows(pg, database, "select count(*) from public.knex_migrations") == [("0",)]
+    [taken] = result.json()["backups"]
+    listing = subprocess.run(["pg_restore", "--list", taken], capture_output=True, text=True, check=True).stdout
+    assert " TABLE DATA kw_catalog knex_migrations " in listing and " public " not in listing
 
 
 def test_a_table_changed_between_plan_and_run_writes_nothing(pg: PgServer, pg_database: str, tmp_path: Path) -> None:
