@@ -157,6 +157,8 @@ def test_dry_run_shows_the_row_and_changes_nothing(tmp_path: Path) -> None:
         f"would record as applied (without running it): {CATALOG[2]} (batch 2)",
         f"note: {CATALOG[2]} is recorded as applied without running it, in batch 2: the last batch is 1 "
         "(as knex would)",
+        f"warning: {CATALOG[2]} runs in a transaction: a failed run of it left nothing behind; record it only if "
+        "what it does was done by hand",
         f"backup: the whole file to {tmp_path / 's' / 'backups'}",
         "dry run: nothing was changed",
     ]

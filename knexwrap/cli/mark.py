@@ -78,7 +78,7 @@ def _show(target: dict[str, Any], planned: MarkPlan, backup_to: str | None) -> N
     """The row about to be written or removed, on stderr (stdout stays one --json document)."""
     from .text import where
 
-    click.echo(f"About to {_verb(planned.action)} in {where(target)}:", err=True)
+    click.echo(f"About to {_verb(planned.action)}, in {where(target)}:", err=True)
     click.echo(f"  {planned.name}  batch {planned.batch}", err=True)
     for line in _details(planned.notes, planned.warnings, backup_to, target):
         click.echo(line, err=True)

@@ -101,8 +101,14 @@ def _plan_applied(target: Target, state: st.SetState, name: str) -> MarkPlan:
     batch = (last or 0) + 1
     said = f"batch {batch}: the last batch is {last}" if last else "batch 1: the table has no rows yet"
     notes = (f"{wanted} is recorded as applied without running it, in {said} (as knex would)",)
+    warnings: tuple[str, ...] = ()
+    if not st.without_transaction(target.migrations.directory, (wanted,)):
+        warnings = (
+            f"{wanted} runs in a transaction: a failed run of it left nothing behind; record it only if what it "
+            "does was done by hand",
+        )
     sha = journal.file_sha(target.migrations.directory, wanted)
-    return MarkPlan("mark", "applied", wanted, batch, None, sha, _rows(state), _schema(target), notes)
+    return MarkPlan("mark", "applied", wanted, batch, None, sha, _rows(state), _schema(target), notes, warnings)
 
 
 def _rows(state: st.SetState) -> tuple[tuple[str, int], ...]:
