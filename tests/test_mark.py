@@ -359,3 +359,41 @@ def test_completion_of_mark() -> None:
     assert complete("knexwrap ma") == ["mark"]
     assert complete("knexwrap mark catalog 2024030") == ["20240301000000_refresh_state.js"]
     assert complete("knexwrap mark catalog x --re") == ["--reverted"]
+
+
+def test_doctor_proposes_mark_reverted_after_a_half_done_down(tmp_path: Path) -> None:
+    """SQLite: a down without a transaction drops its first table, then throws; its row stays."""
+    undo = "20240103000000_undo.js"
+    files = {
+        undo: migration(
+            "await knex.schema.createTable('u_a', t => t.increments()); "
+            "await knex.schema.createTable('u_b', t => t.increments());",
+            "await knex.schema.dropTable('u_a');\n  throw new Error('boom');",
+            transaction=False,
+        )
+    }
+    project = make_project(tmp_path / "backstage", {})
+    plugin_package(project, "@kw/plugin-undo-backend", "undo", "0.1.0", files)
+    (tmp_path / "db").mkdir()
+    opts = ["--client", "better-sqlite3", "--sqlite-dir", str(tmp_path / "db")]
+
+    def run(*args: str) -> tuple[int, str, str]:
+        result = knexwrap(*args, *opts, cwd=project, env={})
+        return result.code, result.out, result.err
+
+    assert run("latest", "undo", "--yes")[0] == 0
+    code, _, err = run("down", "undo", undo, "--yes", "--no-backup")
+    assert code == 12, err
+    code, out, _ = run("doctor", "--json")
+    assert code == 17
+    [finding] = json.loads(out)["findings"]
+    assert (finding["problem"], finding["files"]) == ("half_done", [undo])
+    assert finding["fix"] == f"knexwrap mark undo {undo} --reverted {' '.join(opts)}"
+    code, out, err = run("doctor")
+    assert f"  fix: {finding['fix']}" in out.splitlines()
+    db = tmp_path / "db" / "undo.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("drop table u_b")  # the operator finishes the down by hand
+    assert run(*finding["fix"].split()[1:], "--yes")[0] == 0
+    assert sqlite_rows(db, "select count(*) from knex_migrations") == [(0,)]
+    assert run("doctor")[0] == 0
