@@ -241,6 +241,8 @@ def test_knex_lock_taken_after_knexwraps_own_lock_refuses_inside_the_transaction
         ["mark", "catalog", CATALOG[0], "--reverted", *opts, "--yes"], tmp_path / "a", env, stop_at=("locked",)
     )
     first.wait_at("locked")
+    second = knexwrap("up", "catalog", *opts, "--yes", env=env)  # one change at a time: mark holds knexwrap's lock
+    assert second.code == 9 and "another knexwrap change of knex_migrations" in second.err
     psql_rows(pg, pg_database, "update knex_migrations_lock set is_locked = 1")
     first.release("locked")
     code, _, err = first.finish()
@@ -397,3 +399,15 @@ def test_doctor_proposes_mark_reverted_after_a_half_done_down(tmp_path: Path) ->
     assert run(*finding["fix"].split()[1:], "--yes")[0] == 0
     assert sqlite_rows(db, "select count(*) from knex_migrations") == [(0,)]
     assert run("doctor")[0] == 0
+
+
+def test_migrations_table_name_marks_that_table_only(tmp_path: Path) -> None:
+    (tmp_path / "db").mkdir()
+    opts = ["--client", "better-sqlite3", "--sqlite-dir", str(tmp_path / "db"), "--migrations-table-name", "kw_other"]
+    assert knexwrap("up", "catalog", *opts, "--yes").code == 0
+    result = knexwrap("mark", "catalog", CATALOG[1], "--applied", *opts, "--yes", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["migrations_table"] == "kw_other"
+    file = tmp_path / "db" / "catalog.sqlite"
+    assert sqlite_rows(file, "select name, batch from kw_other order by id") == [(CATALOG[0], 1), (CATALOG[1], 2)]
+    assert "knex_migrations" not in sqlite_tables(file)
