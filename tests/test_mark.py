@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from backstage import make_project
-from helpers import CATALOG, knexwrap, sqlite_rows, sqlite_tables
+from helpers import CATALOG, PLUGINS, knexwrap, sqlite_rows, sqlite_tables
 from races import paused
 from servers import (
     MariaServer,
@@ -165,6 +165,19 @@ def test_dry_run_shows_the_row_and_changes_nothing(tmp_path: Path) -> None:
     assert sqlite_rows(file, "select * from knex_migrations") == before
     assert list((tmp_path / "s" / "backups").iterdir()) == []
     assert (tmp_path / "s" / "journal.jsonl").read_text() == journal
+    done = knexwrap("mark", "catalog", CATALOG[2], "--applied", *opts, "--yes")
+    assert done.code == 0, done.err
+    [taken] = [p for p in (tmp_path / "s" / "backups").iterdir() if p.suffix == ".sqlite"]
+    header = f"catalog (@knexwrap-fixture/plugin-catalog-backend) in {file}, table knex_migrations"
+    assert done.err.splitlines() == [
+        f"About to record as applied (without running it), in {header}:",
+        f"  {CATALOG[2]}  batch 2",
+        *result.out.splitlines()[2:-1],  # the note, the warning and where the backup goes, as the dry run said
+        f"knexwrap: backup of knex_migrations in {file}: {taken}",
+    ]
+    listed = knexwrap("status", "catalog", *opts, "--json").json()["migrations"]
+    [time] = [m["migration_time"] for m in listed if m["name"] == CATALOG[2]]
+    assert done.out == f"{header}\nrecorded as applied (not run): {CATALOG[2]} (batch 2, {time})\nbackup: {taken}\n"
     empty = knexwrap("mark", "catalog", CATALOG[1], "--reverted", *opts, "--dry-run", "--json")
     assert empty.code == 11 and empty.json()["error"]["code"] == "migration_not_run"
 
@@ -208,17 +221,26 @@ def test_usage_and_unknown_names(tmp_path: Path) -> None:
     )
 
 
+GONE = "20990101000000_gone.js"
+PLUGIN_FOLDER = PLUGINS / "catalog" / "migrations"
+
+
 def test_a_row_whose_file_is_gone_can_be_removed(tmp_path: Path) -> None:
     (tmp_path / "db").mkdir()
     opts = ["--client", "better-sqlite3", "--sqlite-dir", str(tmp_path / "db"), "--state-dir", str(tmp_path / "s")]
     assert knexwrap("up", "catalog", *opts, "--yes").code == 0
     file = tmp_path / "db" / "catalog.sqlite"
     with sqlite3.connect(file) as con:
-        con.execute("insert into knex_migrations (name, batch, migration_time) values ('20990101000000_gone.js', 2, 0)")
+        for batch in (2, 3):  # twice: two runs of an older install recorded it (knex deletes by name)
+            con.execute(f"insert into knex_migrations (name, batch, migration_time) values ('{GONE}', {batch}, 0)")
     assert knexwrap("up", "catalog", *opts, "--yes").code == 8  # the database is ahead of its files
-    result = knexwrap("mark", "catalog", "20990101000000_gone.js", "--reverted", *opts, "--yes", "--json")
+    result = knexwrap("mark", "catalog", GONE, "--reverted", *opts, "--yes", "--json")
     assert result.code == 0, result.err
-    assert result.json()["sha256"] is None and "only its row is removed" in result.json()["notes"][0]
+    assert (result.json()["sha256"], result.json()["batch"]) == (None, 3)
+    assert result.json()["notes"] == [
+        f"{GONE} is not in {PLUGIN_FOLDER}: only its row is removed",
+        f"2 rows carry the name {GONE}: every one of them is removed, as knex's down would",
+    ]
     assert sqlite_rows(file, "select name from knex_migrations") == [(CATALOG[0],)]
 
 

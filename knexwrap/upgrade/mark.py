@@ -78,9 +78,14 @@ def plan(target: Target, name: str, action: str) -> MarkPlan:
     wanted = changes._file_name(name, state.applied_names + state.files)
     if wanted not in state.applied_names:
         raise errors.MigrationNotRun(f'migration "{wanted}" has not been run: no row to remove')
-    row = [a for a in state.applied if a.name == wanted][-1]
+    rows = [a for a in state.applied if a.name == wanted]
+    row = rows[-1]
     sha = journal.file_sha(target.migrations.directory, wanted) if wanted in state.files else None
-    notes = () if sha else (f"{wanted} is not in {target.migrations.directory}: only its row is removed",)
+    notes: tuple[str, ...] = (
+        () if sha else (f"{wanted} is not in {target.migrations.directory}: only its row is removed",)
+    )
+    if len(rows) > 1:  # knex's own delete is by name: it removes every one of them, and so does mark
+        notes += (f"{len(rows)} rows carry the name {wanted}: every one of them is removed, as knex's down would",)
     return MarkPlan("mark", action, wanted, row.batch, row.migration_time, sha, _rows(state), _schema(target), notes)
 
 
