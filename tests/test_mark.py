@@ -433,3 +433,27 @@ def test_migrations_table_name_marks_that_table_only(tmp_path: Path) -> None:
     file = tmp_path / "db" / "catalog.sqlite"
     assert sqlite_rows(file, "select name, batch from kw_other order by id") == [(CATALOG[0], 1), (CATALOG[1], 2)]
     assert "knex_migrations" not in sqlite_tables(file)
+
+
+def test_pg_role_marks_the_table_knex_finds_under_set_role(pg: PgServer, tmp_path: Path) -> None:
+    """backend.database.role: with SET ROLE the search path's "$user" is the role's own schema, where knex keeps
+    its table; mark writes there and backs up that table."""
+    prefix, role = unique_name("kw_mk") + "_", unique_name("kw_role")
+    config = PG_TEMPLATE.format(prefix=prefix) + f"    plugin:\n      catalog:\n        role: {role}\n"
+    project = e2e_project(tmp_path / "backstage", {"app-config.yaml": config, ".env": pg_env_file(pg)})
+    database = f"{prefix}catalog"
+    psql_rows(pg, "postgres", f"create role {role} nologin")
+    create_database(pg, database)
+    try:
+        psql_rows(pg, database, f"create schema {role} authorization {role}")
+        assert knexwrap("up", "catalog", "--yes", cwd=project).code == 0
+        result = knexwrap("mark", "catalog", CATALOG[1], "--applied", "--yes", "--json", cwd=project)
+        assert result.code == 0, result.err
+        rows = psql_rows(pg, database, f"select name, batch from {role}.knex_migrations order by id")
+        assert rows == [(CATALOG[0], "1"), (CATALOG[1], "2")]
+        [taken] = result.json()["backups"]
+        listing = subprocess.run(["pg_restore", "--list", taken], capture_output=True, text=True, check=True).stdout
+        assert f" TABLE DATA {role} knex_migrations " in listing
+    finally:
+        drop_database(pg, database)
+        psql_rows(pg, "postgres", f"drop role if exists {role}")
