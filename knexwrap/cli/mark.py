@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import completion, output, progress
-from .install import NO_BACKUP, journaled
-from .options import change_options, confirm_or_cancel, target_from, target_options
+from .install import journaled
+from .options import confirm_or_cancel, target_from, target_options
 
 if TYPE_CHECKING:
     from ..upgrade.mark import MarkOutcome, MarkPlan
@@ -23,10 +23,11 @@ if TYPE_CHECKING:
 @click.argument("name", shell_complete=completion.migrations)
 @click.option("--applied", is_flag=True, help="Record NAME as applied (it was finished by hand).")
 @click.option("--reverted", is_flag=True, help="Remove NAME's row (it was undone by hand, or its file is gone).")
-@NO_BACKUP
+@click.option("--no-backup", is_flag=True, help="Skip the backup of the migrations table (SQLite: of the file).")
 @target_options
 @output.output_options
-@change_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before changing the database.")
+@click.option("--dry-run", is_flag=True, help="Show the row that would be written or removed; change nothing.")
 def mark_command(plugin: str, name: str, applied: bool, reverted: bool, no_backup: bool, **kw: Any) -> None:
     """Record NAME as applied, or remove its row, in PLUGIN's migrations table without running it.
 
@@ -41,9 +42,8 @@ def mark_command(plugin: str, name: str, applied: bool, reverted: bool, no_backu
         raise click.UsageError("give exactly one of --applied and --reverted")
     action = "applied" if applied else "reverted"
     as_json, fmt, yes, dry = kw.pop("as_json"), kw.pop("fmt"), kw.pop("yes"), kw.pop("dry_run")
-    limits = kw.pop("change_timeout"), kw.pop("lock_timeout")
     explicit_table = kw.get("migrations_table_name")
-    target = changes.with_limits(target_from(plugin, kw), *limits)
+    target = target_from(plugin, kw)
     if not explicit_table:
         target = changes.set_for_name(target, name)
         output.note_target(target.header())
