@@ -83,6 +83,7 @@ def test_every_shipped_schema_is_a_draft_2020_12_schema() -> None:
         "doctor",
         "downgrade",
         "error",
+        "mark",
         "plan",
         "plugins",
         "restore",

@@ -149,4 +149,9 @@ def test_a_change_that_stops_part_way_journals_what_the_database_shows_was_done(
     last = json.loads((project / ".knexwrap" / "journal.jsonl").read_text().splitlines()[-1])
     assert last["outcome"]["code"] == "migration_failed"
     sha = hashlib.sha256(files[first].encode()).hexdigest()
-    assert [(r["name"], r["status"], r["sha256"]) for r in last["ran"]] == [(first, "applied", sha)]
+    failed = hashlib.sha256(files[second].encode()).hexdigest()
+    # The one that was running when it stopped, too: doctor proposes `mark` for it when it has no transaction.
+    assert [(r["name"], r["status"], r["sha256"]) for r in last["ran"]] == [
+        (first, "applied", sha),
+        (second, "failed", failed),
+    ]

@@ -16,7 +16,7 @@ import click
 
 from .. import errors
 from ..state import plugin as commands
-from . import completion, output, progress, sqlview, version
+from . import completion, mark, output, progress, sqlview, version
 from . import install as cli_install
 from .options import F, change_options, confirm_or_cancel, options_from, target_from, target_options
 
@@ -130,14 +130,22 @@ def _change(
         taken = cli_install.take_backup(target.connection, target.project) if backs_up else ()
         entry.backups = list(taken)
         live = progress.migrations(as_json)  # each migration as knex runs it, on a terminal
+        seen: list[Any] = []  # every event, for the journal: which migration was running when it stopped
+
+        def on_event(event: Any) -> None:
+            seen.append(event)
+            if live is not None:
+                live(event)
+
         database = target.header()["database"]
         try:
-            outcome = replace(changes.execute(target, plan, say, on_event=live), backups=taken)
+            outcome = replace(changes.execute(target, plan, say, on_event=on_event), backups=taken)
         except errors.KnexwrapError as failure:
             # What the database shows was done before it stopped (the aftermath re-read it), each with its hash.
             done = failure.facts.get("applied" if plan.action == "apply" else "reverted")
             names = [str(n) for n in done] if isinstance(done, list | tuple) else []
             entry.ran = journal.ran_of(database, target.migrations, names, plan.action)
+            entry.ran += journal.failed_of(database, target.migrations, seen)
             raise
         progress.stop()
         entry.ran = journal.ran_of(database, target.migrations, outcome.done, plan.action)
@@ -240,7 +248,7 @@ def unlock(plugin: str, everything: bool, **kw: Any) -> None:
     output.emit(locks.execute_all(targets, plan), as_json=as_json, fmt=fmt)
 
 
-for _command in (*cli_install.COMMANDS, completion.completion_command):
+for _command in (*cli_install.COMMANDS, mark.mark_command, completion.completion_command):
     cli.add_command(_command)
 
 

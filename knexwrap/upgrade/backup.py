@@ -12,6 +12,10 @@ mysqldump, SQLite with a consistent copy through SQLite's backup API. Backups go
 A backup counts only once verified, before the first change: non-empty, and read back by
 `pg_restore --list` (its dbname and, in schema mode, its schema being the ones asked for), by the
 dump's own `-- Dump completed` marker, or by SQLite's integrity check.
+
+`knexwrap mark` backs up one table only (`Table`: the migrations table): `pg_dump --table`, `mariadb-dump
+<database> <table>`, the manifest naming it in `tables`; `restore` drops and recreates just that table.
+SQLite keeps the whole-file copy: restore puts files back whole.
 """
 
 from __future__ import annotations
@@ -35,6 +39,14 @@ KIND, FORMAT = "knexwrap-backup", 1
 _MISMATCH = re.compile(r"server version: ([\d.]+); pg_dump version: ([\d.]+)")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _WHY = "knexwrap backs up each {what} database before it reverts anything; or pass --no-backup"
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table to back up instead of the whole database: its name, and its schema on PostgreSQL."""
+
+    name: str
+    schema: str | None = None  # where PostgreSQL finds it (the session's current_schema()); None elsewhere
 
 
 @dataclass(frozen=True)
@@ -91,8 +103,9 @@ def space(connection: conn.Connection, project: Path) -> Space:
     )
 
 
-def backup(connection: conn.Connection, project: Path) -> Path:
-    """Back CONNECTION's database up into the state folder and verify it; its path (the manifest beside it).
+def backup(connection: conn.Connection, project: Path, table: Table | None = None) -> Path:
+    """Back CONNECTION's database (or only TABLE of it; SQLite: always the whole file) up into the state
+    folder and verify it; its path (the manifest beside it).
 
     No time limit: a dump takes as long as the database needs. Raises BackupFailed, leaving no file that
     looks like a backup, when the tool is missing, fails, or writes something that does not read back."""
@@ -101,15 +114,17 @@ def backup(connection: conn.Connection, project: Path) -> Path:
     suffix, kind = {"pg": (".dump", "pg_dump custom"), "mysql2": (".sql", "sql")}.get(
         connection.client, (".sqlite", "sqlite")
     )
-    dest = _reserve(folder(project), f"{file_name(connection)}-{stamp}", suffix)
+    table = None if connection.is_sqlite else table
+    name = file_name(connection) + (_UNSAFE.sub("_", f"-{table.name}") if table else "")
+    dest = _reserve(folder(project), f"{name}-{stamp}", suffix)
     try:
         if connection.is_sqlite:
             _sqlite(connection, dest)
         elif connection.client == "pg":
-            _postgres(connection, project, dest)
+            _postgres(connection, project, dest, table)
         else:
-            _mysql(connection, project, dest)
-        _write_manifest(connection, dest, kind, stamp)
+            _mysql(connection, project, dest, table)
+        _write_manifest(connection, dest, kind, stamp, table)
     except BaseException:
         dest.unlink(missing_ok=True)  # no file that looks like a backup
         raise
@@ -129,10 +144,13 @@ def _sqlite(connection: conn.Connection, dest: Path) -> None:
         raise BackupFailed(f"the copy of {connection.database} does not read back: {checked[:1]}")
 
 
-def _postgres(connection: conn.Connection, project: Path, dest: Path) -> None:
+def _postgres(connection: conn.Connection, project: Path, dest: Path, table: Table | None) -> None:
     pg_dump = tools.pg_tool("pg_dump", connection, _WHY.format(what="PostgreSQL"))
     argv = ["--format=custom", f"--file={dest}", "--no-password"]
-    if connection.schema:
+    if table is not None:  # quoted: matched exactly, never as a pattern; its owned id sequence comes with it
+        pattern = f"{tools.pg_identifier(table.schema or 'public')}.{tools.pg_identifier(table.name)}"
+        argv += ["--strict-names", f"--table={pattern}"]
+    elif connection.schema:
         argv += ["--strict-names", f"--schema={tools.pg_identifier(connection.schema)}"]
     done = tools.call(pg_dump, argv, project)  # the database comes from PGDATABASE: never an argument
     if done.exit_code != 0:
@@ -143,10 +161,10 @@ def _postgres(connection: conn.Connection, project: Path, dest: Path) -> None:
                 "or take a backup yourself and pass --no-backup"
             )
         raise BackupFailed(f"pg_dump of {connection.target()} failed: {tools.first_line(done)}")
-    _verify_pg(connection, project, dest)
+    _verify_pg(connection, project, dest, table)
 
 
-def _verify_pg(connection: conn.Connection, project: Path, dest: Path) -> None:
+def _verify_pg(connection: conn.Connection, project: Path, dest: Path, table: Table | None = None) -> None:
     where = connection.target()
     if dest.stat().st_size == 0:
         raise BackupFailed(f"pg_dump of {where} exited 0 but wrote nothing to {dest}: no backup, nothing changed")
@@ -159,14 +177,19 @@ def _verify_pg(connection: conn.Connection, project: Path, dest: Path) -> None:
     if dbname is None or dbname[1] != connection.database:
         got = dbname[1] if dbname else "none"
         raise BackupFailed(f"the backup of {where} holds the database {got!r}, not {connection.database!r}")
-    if connection.schema and f" SCHEMA - {connection.schema} " not in listing.stdout:
+    if table is not None:
+        if f" TABLE DATA {table.schema or 'public'} {table.name} " not in listing.stdout:
+            raise BackupFailed(f"the backup of {where} does not hold the rows of {table.name!r}")
+    elif connection.schema and f" SCHEMA - {connection.schema} " not in listing.stdout:
         raise BackupFailed(f"the backup of {where} does not hold the schema {connection.schema!r}")
 
 
-def _mysql(connection: conn.Connection, project: Path, dest: Path) -> None:
+def _mysql(connection: conn.Connection, project: Path, dest: Path, table: Table | None) -> None:
     dump, argv = tools.mysql_tool(tools.MYSQL_DUMPS, connection, _WHY.format(what="MySQL/MariaDB"))
-    argv += ["--single-transaction", "--routines", "--triggers", "--hex-blob", f"--result-file={dest}"]
-    done = tools.call(dump, [*argv, "--", connection.database], project)  # after --: never an option
+    argv += ["--single-transaction", "--hex-blob", f"--result-file={dest}"]
+    argv += ["--routines", "--triggers"] if table is None else []
+    tables = [table.name] if table is not None else []
+    done = tools.call(dump, [*argv, "--", connection.database, *tables], project)  # after --: never an option
     if done.exit_code != 0:
         raise BackupFailed(f"{Path(dump.path).name} of {connection.target()} failed: {tools.first_line(done)}")
     with dest.open("rb") as dumped:
@@ -178,9 +201,11 @@ def _mysql(connection: conn.Connection, project: Path, dest: Path) -> None:
     named = re.search(r"^-- Host: .*\bDatabase: (.*)$", head, re.MULTILINE)
     if named is None or named[1] != connection.database:
         raise BackupFailed(f"the dump in {dest} is not of the database {connection.database!r}")
+    if table is not None and f"CREATE TABLE `{table.name}`" not in dest.read_text("utf-8", "replace"):
+        raise BackupFailed(f"the dump in {dest} does not hold the table {table.name!r}")
 
 
-def _write_manifest(connection: conn.Connection, dest: Path, kind: str, stamp: str) -> None:
+def _write_manifest(connection: conn.Connection, dest: Path, kind: str, stamp: str, table: Table | None) -> None:
     data = dest.read_bytes()
     manifest: dict[str, Any] = {
         "kind": KIND,
@@ -194,6 +219,7 @@ def _write_manifest(connection: conn.Connection, dest: Path, kind: str, stamp: s
         "database": connection.database,
         "schema": connection.schema,
         "format_of_file": kind,
+        "tables": [table.name] if table is not None else None,  # None: the whole database
         "bytes": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
     }

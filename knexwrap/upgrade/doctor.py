@@ -2,7 +2,8 @@
 
 Diagnoses the downgrade condition knex reports as "The migration directory is corrupt" (which files,
 from which package version, whether the archive holds them), a held lock, and a database that was
-migrated with another plugin's folder. Read-only.
+migrated with another plugin's folder, and (from the journal) a migration without a transaction that failed
+part way, with the `knexwrap mark` command that records it once the operator finished it by hand. Read-only.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..install import sets
+from ..state import read as st
 from ..state import report
 from ..state import whole as install
 
@@ -20,7 +23,7 @@ from ..state import whole as install
 class Finding:
     database: str
     table: str
-    problem: str  # "ahead", "locked", "wrong_folder", "unreachable", "skipped"
+    problem: str  # "ahead", "locked", "wrong_folder", "unreachable", "skipped", "half_done"
     message: str
     files: tuple[str, ...] = ()
     fix: str | None = None  # the exact knexwrap command that fixes it, shell-quoted to paste, when there is one
@@ -159,9 +162,58 @@ def _skipped(db: report.DatabaseReport, one: report.SetReport, flags: str) -> Fi
     )
 
 
+# The journal's commands by the direction their migrations ran in.
+_DIRECTION = {"latest": "up", "up": "up", "down": "down", "rollback": "down", "downgrade": "down"}
+
+
+def _last_failures(project: Path) -> dict[tuple[str, str, str], str]:
+    """(database, table, name) -> "up"/"down" for each migration whose newest journal record says it failed
+    (it was running when its change stopped); a later record of it (applied, reverted, marked) clears it."""
+    from . import journal
+
+    last: dict[tuple[str, str, str], str | None] = {}
+    for record in journal.read(project):
+        direction = _DIRECTION.get(str(record.get("command")))
+        for ran in record.get("ran") or []:
+            if isinstance(ran, dict) and all(isinstance(ran.get(k), str) for k in ("database", "table", "name")):
+                key = (ran["database"], ran["table"], ran["name"])
+                last[key] = direction if ran.get("status") == "failed" else None
+    return {key: direction for key, direction in last.items() if direction is not None}
+
+
+def _half_done(db: report.DatabaseReport, one: report.SetReport, failed: dict[Any, str], flags: str) -> list[Finding]:
+    """A migration without a transaction that failed part way (the journal says) and whose row still says it
+    did not run (up: absent; down: present): what it did before failing is still there. If the operator
+    finished it by hand, `knexwrap mark` records that; only they can tell, so the message says to check first."""
+    findings = []
+    for (database, table, name), direction in failed.items():
+        if (database, table) != (db.database, one.migrations_table):
+            continue
+        row_says = "pending" if direction == "up" else "applied"
+        if name not in one.names(row_says) or not st.without_transaction(one.migrations_directory, (name,)):
+            continue
+        flag, did = ("--applied", "applied") if direction == "up" else ("--reverted", "reverted")
+        tables = [] if table == "knex_migrations" else ["--migrations-table-name", table]
+        findings.append(
+            Finding(
+                db.database,
+                table,
+                "half_done",
+                f"{name} runs without a transaction and failed part way ({'up' if direction == 'up' else 'down'}, "
+                f"see the journal): its row says it is {row_says}, but what it did before failing is still there. "
+                f"Check the database by hand: only if it was finished by hand, record it as {did} with the "
+                "command below (the migration is not run); otherwise undo what it left, then run it again",
+                (name,),
+                fix=shlex.join(["knexwrap", "mark", str(db.plugin), name, flag, *tables]) + flags,
+            )
+        )
+    return findings
+
+
 def diagnose(p: install.Plan, *, timeout: float) -> DoctorReport:
     found = sets.discover_all(p.project)
     status = install.read(p, timeout)
+    failed = _last_failures(p.project)
     findings: list[Finding] = []
     checked = 0
     for db in status.databases:
@@ -180,4 +232,5 @@ def diagnose(p: install.Plan, *, timeout: float) -> DoctorReport:
                 findings.append(_ahead(db, one, p, found))
             if db.skip_migrations and one.counts["pending"]:
                 findings.append(_skipped(db, one, p.flags))
+            findings += _half_done(db, one, failed, p.flags)
     return DoctorReport(tuple(findings), checked)

@@ -40,7 +40,7 @@ class Ran:
     database: str  # where, as `knexwrap config` prints it
     table: str
     name: str
-    status: str  # "applied", "reverted", "failed", "not run"
+    status: str  # "applied", "reverted", "failed" (was running when the change stopped), "not run"
     sha256: str | None  # of the migration file as knex loaded it; None when it could not be read
 
 
@@ -70,6 +70,16 @@ def ran_of(database: str, migrations: Any, names: Sequence[str], action: str) ->
     A seam: where the run reports per-migration events, build the Ran records from them instead."""
     status = {"apply": "applied", "revert": "reverted", "unlock": "released"}.get(action, action)
     return [Ran(database, migrations.table, n, status, file_sha(migrations.directory, n)) for n in names]
+
+
+def failed_of(database: str, migrations: Any, seen: Sequence[Any]) -> list[Ran]:
+    """The migration that was running when a change stopped (its "fail" event, or started and never ended),
+    as a Ran with status "failed": what doctor looks for when a migration without a transaction may be half
+    done. SEEN: the run's MigrationEvents (knex/events.py), in order."""
+    last = next((e for e in reversed(seen) if e.kind in ("start", "end", "fail")), None)
+    if last is None or last.kind == "end":
+        return []
+    return [Ran(database, migrations.table, last.name, "failed", file_sha(migrations.directory, last.name))]
 
 
 def path(project: Path) -> Path:

@@ -102,8 +102,11 @@ def plan(path: Path, connection: conn.Connection, notes: tuple[str, ...] = ()) -
     """What restoring PATH into CONNECTION does; raises ConfigError for a backup that is not knexwrap's own."""
     doc = _manifest(path)
     digest = _checked_file(path, doc)
+    tables = doc.get("tables")
     if connection.is_sqlite:
         replaces = f"the whole file {connection.database}"
+    elif isinstance(tables, list) and tables:  # a backup of the migrations table only (knexwrap mark)
+        replaces = f"the table {', '.join(map(str, tables))} with its rows, dropped and recreated"
     elif connection.schema:
         replaces = f"every object of schema {connection.schema} the backup holds, with its rows"
     else:
