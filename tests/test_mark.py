@@ -211,7 +211,11 @@ def test_usage_and_unknown_names(tmp_path: Path) -> None:
     assert knexwrap("mark", "catalog", CATALOG[1], *opts).code == 2
     unknown = knexwrap("mark", "catalog", "20990101000000_nope", "--applied", *opts, "--yes")
     assert unknown.code == 11
-    assert unknown.err.startswith('knexwrap: error: migration "20990101000000_nope" is not in ')
+    folder = PLUGINS / "catalog" / "migrations"
+    assert unknown.err == (
+        f"knexwrap: error: no such migration 20990101000000_nope in {folder}; "
+        f"closest: {CATALOG[0]}, {CATALOG[3]}, {CATALOG[1]}\n"
+    )
     applied = knexwrap("mark", "catalog", CATALOG[0], "--applied", *opts, "--yes")
     assert applied.err == f'knexwrap: error: migration "{CATALOG[0]}" is already applied: nothing to record\n'
     not_run = knexwrap("mark", "catalog", CATALOG[3], "--reverted", *opts, "--yes", "--json")

@@ -71,8 +71,8 @@ def set_for_name(target: Target, name: str | None) -> Target:
     return target
 
 
-def _refuse_if_wrong_folder(state: st.SetState, target: Target) -> None:
-    """Rows of another installed set in this table: the folder and the database do not belong together."""
+def refuse_if_wrong_folder(state: st.SetState, target: Target) -> None:
+    """WrongFolder (8) when the table holds rows of another installed set: the folder is not this database's."""
     owners = report.claims(sets.discover_all(target.project))
     rows = report.set_report(target.migrations, state, owners).rows_of_other_sets
     if rows:
@@ -84,7 +84,8 @@ def _refuse_if_wrong_folder(state: st.SetState, target: Target) -> None:
         )
 
 
-def _refuse_if_ahead(state: st.SetState) -> None:
+def refuse_if_ahead(state: st.SetState) -> None:
+    """CorruptDirectory (8) when the table records files the folder lacks, as knex itself refuses to run then."""
     if state.missing:
         raise errors.CorruptDirectory(
             f"the database is ahead of its migration files: {', '.join(state.missing)} "
@@ -94,7 +95,8 @@ def _refuse_if_ahead(state: st.SetState) -> None:
         )
 
 
-def _refuse_if_locked(state: st.SetState, target: Target) -> None:
+def refuse_if_locked(state: st.SetState, target: Target) -> None:
+    """Locked (9) when knex's migration lock of the set is held."""
     if state.locked:
         raise errors.Locked(
             f"the migration lock of {target.migrations.table} is held: another migration is running, or "
@@ -196,11 +198,11 @@ def _checked_or_absent(target: Target) -> tuple[st.SetState, Creation | None]:
 
 def _checked(target: Target) -> st.SetState:
     state = read_state(target)
-    _refuse_if_wrong_folder(state, target)
+    refuse_if_wrong_folder(state, target)
     # knexConfig.migrations.disableMigrationsListValidation: knex (and the backend) run despite missing files.
     if not target.knex_config()["migrations"].get("disableMigrationsListValidation"):
-        _refuse_if_ahead(state)
-    _refuse_if_locked(state, target)
+        refuse_if_ahead(state)
+    refuse_if_locked(state, target)
     return state
 
 

@@ -19,7 +19,7 @@ from .. import errors
 from ..knex.mask import mask
 from ..state import read as st
 from ..state.plugin import Target, connection_config, read_state
-from . import backup, changes, journal, lock, pause
+from . import backup, changes, journal, lock, names, pause
 
 ACTIONS = ("applied", "reverted")
 
@@ -71,11 +71,11 @@ def plan(target: Target, name: str, action: str) -> MarkPlan:
     (reverted: no row), Locked (knex's lock is held), WrongFolder, CorruptDirectory (applied, files missing),
     ConfigError (the migrations table does not exist: knex never ran here)."""
     state = read_state(target)
-    changes._refuse_if_wrong_folder(state, target)
-    changes._refuse_if_locked(state, target)
+    changes.refuse_if_wrong_folder(state, target)
+    changes.refuse_if_locked(state, target)
     if action == "applied":
         return _plan_applied(target, state, name)
-    wanted = changes._file_name(name, state.applied_names + state.files)
+    wanted = names.require(target, state, name)
     if wanted not in state.applied_names:
         raise errors.MigrationNotRun(f'migration "{wanted}" has not been run: no row to remove')
     rows = [a for a in state.applied if a.name == wanted]
@@ -90,13 +90,13 @@ def plan(target: Target, name: str, action: str) -> MarkPlan:
 
 
 def _plan_applied(target: Target, state: st.SetState, name: str) -> MarkPlan:
-    wanted = changes._file_name(name, state.files)
+    wanted = names.require(target, state, name)
     if wanted in state.applied_names:
         raise errors.MigrationNotFound(f'migration "{wanted}" is already applied: nothing to record')
     if wanted not in state.pending:
         raise errors.MigrationNotFound(f'migration "{wanted}" is not in {target.migrations.directory}')
     if not target.knex_config()["migrations"].get("disableMigrationsListValidation"):
-        changes._refuse_if_ahead(state)
+        changes.refuse_if_ahead(state)
     if not state.table_exists:
         raise errors.ConfigError(
             f"{target.migrations.table} does not exist in {target.connection.target()}: knex has never run here, "
