@@ -6,11 +6,12 @@
 //   KNEX_PATH (environment)         the project's knex/knex.js
 //   KNEXWRAP_PRELOAD (environment)  optional: a knex client whose driver to load while waiting for the request
 //   stdin: one JSON request {"targets": [{"id", "config", "tables", "passwordEnv"?, "listDatabases"?,
-//          "migrationTables"? (also list and read every table of knex's migrations shape)}],
+//          "migrationTables"? (also list and read every table of knex's migrations shape),
+//          "sourcesTable"? (Backstage's backstage_migration_sources_<pluginId>: read it where it exists)}],
 //          "secrets": {name: password}, "limit"?: seconds per database}; a target's password is
 //          secrets[passwordEnv]. An empty stdin (the parent gave up before asking: knexwrap's launcher
 //          starts this early) means: exit, read nothing.
-// Output: one JSON list on stdout, one entry per target: {"id", "tables": {...}}, {"id", "databases": [...]}
+// Output: one JSON list on stdout, one entry per target: {"id", "tables": {...}, "sources"?: [...]}, {"id", "databases": [...]}
 // or {"id", "error"}; a line "done <id>" on stderr as each target finishes (knexwrap's progress).
 'use strict';
 
@@ -81,6 +82,20 @@ async function existingTables(knex, client, names) {
   const result = await knex.raw(sql, [client === 'pg' ? names : JSON.stringify(names)]);
   const rows = Array.isArray(result) ? result : result.rows;
   return new Set(rows.map(r => r.name));
+}
+
+// Backstage's stored migration sources (backend-defaults MigrationStorage): one row per (table_name,
+// migration_name) with the source text and its sha256 "checksum". Only the checksum leaves: whether it is
+// the sha256 of the stored text is checked here, as Backstage computes it (of the text as UTF-8).
+async function readSources(knex, table) {
+  const { createHash } = require('crypto');
+  const rows = await knex(table).select('table_name', 'migration_name', 'checksum', 'source_content').orderBy('id');
+  return rows.map(r => ({
+    table: r.table_name,
+    name: r.migration_name,
+    checksum: r.checksum,
+    verified: createHash('sha256').update(String(r.source_content)).digest('hex') === r.checksum,
+  }));
 }
 
 async function readTable(knex, table, existing) {
@@ -187,11 +202,16 @@ async function readTarget(target, secrets) {
     const tables = {};
     const found = target.migrationTables ? await migrationTables(knex, config.client) : null;
     const names = [...new Set([...target.tables, ...(found || [])])];
-    const existing = await existingTables(knex, config.client, names.flatMap(t => [t, `${t}_lock`]));
+    // The sources table is asked about in the query that already looks for the tables, never on its own:
+    // where that takes a query per table (MySQL), it is not looked for.
+    const sources = EXISTING_TABLES[config.client] ? target.sourcesTable : undefined;
+    const wanted = [...names.flatMap(t => [t, `${t}_lock`]), ...(sources ? [sources] : [])];
+    const existing = await existingTables(knex, config.client, wanted);
     for (const table of names) {
       tables[table] = await readTable(knex, table, existing);
     }
     const result = { id: target.id, tables };
+    if (sources && existing.has(sources)) result.sources = await readSources(knex, sources);
     if (found) result.migrationTables = found;
     if (target.sessions) result.sessions = await backendSessions(knex);
     return result;
