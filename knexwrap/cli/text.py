@@ -333,9 +333,30 @@ def downgrade_plan(plan: DowngradePlan, fmt: str) -> str:
             f"warning: {s.database} {n} runs without a transaction: a failure can leave it half done"
             for n in s.without_transaction
         ]
+    lines += plan_drift_lines(plan)
     lines += [f"note: {note}" for note in plan.notes]
     lines += [space_line(one) for one in plan.space]
     return "\n".join(lines)
+
+
+def plan_drift_lines(plan: DowngradePlan) -> list[str]:
+    """Files whose content is not the one applied, or not the target's: the down() that runs may not match."""
+    lines = []
+    for s in plan.sets:
+        where = f"{s.database} {s.table}"
+        lines += [
+            f"warning: {where} {c.name} changed since it was applied (sha256 {c.applied_sha256[:12]} from "
+            f"{APPLIED_FROM[c.applied_sha256_from]}, installed {c.file_sha256[:12]}): reverting it runs the "
+            "installed down()"
+            for c in s.changed
+        ]
+        lines += [
+            f"warning: {where} {d.name} differs between {s.package} {s.version_now} (sha256 {d.file_sha256[:12]}) "
+            f"and {s.version_target} (sha256 {d.target_sha256[:12]}): the database keeps the up() of "
+            f"{s.version_now}, a later rollback would run the down() of {s.version_target}"
+            for d in s.differs_in_target
+        ]
+    return lines
 
 
 def space_line(space: Space) -> str:

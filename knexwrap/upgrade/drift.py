@@ -130,7 +130,6 @@ def annotate_install(project: Path, found: report.InstallReport) -> report.Insta
     """The whole-install status with the Drift of every recorded migration of every set."""
     facts = _facts(project)
     databases = tuple(
-        replace(db, sets=tuple(annotate_set(project, db.database, s, facts) for s in db.sets))
-        for db in found.databases
+        replace(db, sets=tuple(annotate_set(project, db.database, s, facts) for s in db.sets)) for db in found.databases
     )
     return replace(found, databases=databases)
