@@ -18,23 +18,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..state import report
 from ..state.plugin import Status
-from . import archive, journal
+from . import statedir
+
+if TYPE_CHECKING:  # status imports the archive and the journal only when the state folder holds them
+    from datetime import datetime
+
+    from .archive import SetIndex
 
 # The database's clock and this machine's may differ a little: a journal record this much older than the
 # row it describes still describes it (a backend re-run comes minutes later, at least).
-_SKEW = timedelta(seconds=60)
+_SKEW_SECONDS = 60
 Facts = dict[tuple[str, str, str], tuple[str, str, Any]]  # (database, table, name) -> (time, status, sha256)
 
 
 def _when(text: Any) -> datetime | None:
     """An ISO 8601 time with its offset; None for anything else (a time without one compares with none)."""
+    from datetime import datetime
+
     try:
         found = datetime.fromisoformat(str(text)) if text else None
     except ValueError:
@@ -57,12 +63,12 @@ def _from_journal(fact: tuple[str, str, Any] | None, row: report.MigrationRow) -
     if fact is None or fact[1] != "applied" or not isinstance(fact[2], str):
         return None
     recorded, ran = _when(fact[0]), _when(row.migration_time)
-    if recorded is not None and ran is not None and recorded + _SKEW < ran:
+    if recorded is not None and ran is not None and (ran - recorded).total_seconds() > _SKEW_SECONDS:
         return None  # the row was written after knexwrap's apply: someone else ran it since
     return fact[2]
 
 
-def _from_archive(indexes: Sequence[archive.SetIndex], row: report.MigrationRow) -> str | None:
+def _from_archive(indexes: Sequence[SetIndex], row: report.MigrationRow) -> str | None:
     ran = _when(row.migration_time)
     if ran is None:
         return None
@@ -76,7 +82,7 @@ def _from_archive(indexes: Sequence[archive.SetIndex], row: report.MigrationRow)
 
 
 def _row(
-    row: report.MigrationRow, found: report.SetReport, where: str, facts: Facts, indexes: Sequence[archive.SetIndex]
+    row: report.MigrationRow, found: report.SetReport, where: str, facts: Facts, indexes: Sequence[SetIndex]
 ) -> report.MigrationRow:
     if row.state == "pending":
         return row
@@ -90,11 +96,14 @@ def _row(
     return replace(row, drift=report.Drift(sha, source, installed))
 
 
-def _archived(project: Path, found: report.SetReport) -> list[archive.SetIndex]:
-    if found.package is None:
-        return []
+def _archived(project: Path, found: report.SetReport) -> list[SetIndex]:
+    root = statedir.where(project) / "archive"
+    if found.package is None or not root.is_dir():
+        return []  # never created here: status creates nothing
+    from . import archive
+
     try:
-        every = archive.indexes(archive.default_root(project), found.migrations_table, found.package)
+        every = archive.indexes(root, found.migrations_table, found.package)
     except errors.KnexwrapError:
         return []  # a damaged index of the package: the archive says nothing, `archive` reports it
     return [i for i in every if i.package == found.package]
@@ -109,10 +118,14 @@ def annotate_set(project: Path, where: str, found: report.SetReport, facts: Fact
 
 
 def _facts(project: Path) -> Facts:
+    from . import journal
+
+    if not (statedir.where(project) / journal.FILE).is_file():
+        return {}  # never created here: status creates nothing
     try:
         return journal_facts(journal.read(project))
     except errors.KnexwrapError:
-        return {}  # an unreadable journal: nothing known from it
+        return {}  # an unreadable journal (or a state folder others can write): nothing known from it
 
 
 def annotate_status(status: Status) -> Status:

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import getpass
 import hashlib
 import json
 import os
-import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -88,6 +86,9 @@ def _json(value: Any) -> Any:
 
 
 def _record(entry: Entry, now: datetime | None) -> dict[str, Any]:
+    import getpass  # here: status reads the journal, only a change writes it
+    import socket
+
     return {
         "format": 1,
         "time": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
