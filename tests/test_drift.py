@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -285,3 +286,24 @@ def test_backstage_stored_sources_are_the_applied_content(
         assert psql_rows(
             request.getfixturevalue("pg"), db, "select count(*) from backstage_migration_sources_notes"
         ) == [("2",)]
+
+
+def test_an_index_written_before_first_seen_times_is_read_and_says_nothing(project: Path, tmp_path: Path) -> None:
+    """An archive index of the older format (no "seen_at") still reads; its contents' times are unknown, so
+    nothing is flagged from it, and status creates no state folder where there is none."""
+    opts, data = sqlite(tmp_path), tmp_path / "sqlite"
+    folder = plugin_package(project, PKG, "notes", "1.0.0", {NOTES: V1})
+    ok(sqlite_knex(project, data, folder))
+    assert knexwrap("status", "notes", *opts, cwd=project).code == 0
+    assert not (project / ".knexwrap").exists()
+
+    assert knexwrap("archive", cwd=project).code == 0
+    index = project / ".knexwrap/archive/sets/knex_migrations" / f"{PKG.replace('/', '+')}@1.0.0.json"
+    older = json.loads(index.read_text())
+    del older["seen_at"]
+    index.write_text(json.dumps(older))
+    with sqlite3.connect(data / "notes.sqlite") as db:  # run again after the archive saw it
+        db.execute("update knex_migrations set migration_time = ?", ("2999-01-01 00:00:00.000",))
+    (folder / NOTES).write_text(V2)
+    row = knexwrap("status", "notes", *opts, "--json", cwd=project).json()["migrations"][0]
+    assert set(row) == {"name", "state", "batch", "migration_time"}

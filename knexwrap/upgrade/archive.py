@@ -7,10 +7,8 @@ longer ship; reverting them needs the newer files, archived in the state folder'
     sets/<table>/<package>@<version>.json        one index per package version and migrations table
 
 An index is {"format": 1, "table", "package", "version", "plugin_id", "folder" (relative to the
-project), "module_type", "files": {name: sha256}, "seen": [[name, sha256], ...], "seen_at": [time, ...]}:
-"seen_at" (added later, ignored by older readers) is when each "seen" pair was first archived (UTC, ISO
-8601, null when unknown: an index written before), which tells the content installed at a migration's
-run time (upgrade/drift.py). Scoped names keep
+project), "module_type", "files": {name: sha256}, "seen": [[name, sha256], ...], "seen_at": [time, ...]}
+("seen_at", ignored by older readers: when each "seen" pair was first archived, null if unknown). Scoped names keep
 their "@" and "/" becomes "+". The archive only adds: "seen" keeps every content ever archived for the
 package version (a workspace plugin at 0.1.0 whose files change or go), in the order first seen, and
 "files" maps each name to its content installed last. Two versions of one file name (catalog 1.24.0
@@ -83,8 +81,7 @@ class ArchiveResult:
     new_files: tuple[str, ...]  # "package@version name": contents stored for the first time
     new_indexes: tuple[str, ...]  # "package@version table": indexes written or changed
     skipped: tuple[str, ...]  # sets that cannot be keyed (no package version), with why
-    # "package@version name": files whose content changed in place at the same package version (patch-package):
-    # both contents are kept.
+    # "package@version name": content changed at the same package version (patch-package); both are kept.
     changed_in_place: tuple[str, ...] = ()
 
 
@@ -150,12 +147,8 @@ def _current(project: Path, one: MigrationSet) -> tuple[SetIndex, dict[str, byte
 
 
 def _to_json(index: SetIndex) -> bytes:
-    doc = {
-        **{"format": FORMAT, **vars(index)},
-        "files": dict(index.files),
-        "seen": [list(pair) for pair in index.seen],
-        "seen_at": list(index.seen_at),
-    }
+    seen, seen_at = [list(pair) for pair in index.seen], list(index.seen_at)
+    doc = {"format": FORMAT, **vars(index), "files": dict(index.files), "seen": seen, "seen_at": seen_at}
     return (json.dumps(doc, indent=2) + "\n").encode()
 
 
@@ -205,12 +198,8 @@ def _merged(stored: SetIndex | None, current: SetIndex, now: str | None = None) 
     added = tuple((n, h, now) for n, h in current.files if (n, h) not in known)
     files = {**dict(stored.files if stored else ()), **dict(current.files)}
     seen = (*before, *added)
-    return replace(
-        current,
-        files=tuple(sorted(files.items())),
-        seen=tuple((n, h) for n, h, _ in seen),
-        seen_at=tuple(t for _, _, t in seen) if now is not None else (stored.seen_at if stored else ()),
-    )
+    pairs, times = tuple((n, h) for n, h, _ in seen), tuple(t for _, _, t in seen)
+    return replace(current, files=tuple(sorted(files.items())), seen=pairs, seen_at=times)
 
 
 def _same(stored: SetIndex | None, merged: SetIndex) -> bool:
@@ -218,13 +207,10 @@ def _same(stored: SetIndex | None, merged: SetIndex) -> bool:
     return stored is not None and replace(stored, seen_at=()) == replace(merged, seen_at=())
 
 
-def in_place(stored: SetIndex | None, current: SetIndex) -> list[str]:
+def _in_place(stored: SetIndex | None, current: SetIndex) -> list[str]:
     """Names whose installed content is new to a package version that had another content for them."""
-    if stored is None:
-        return []
-    before = stored.contents()
-    names = {n for n, _ in before}
-    return [n for n, h in current.files if n in names and (n, h) not in before]
+    before = stored.contents() if stored else ()
+    return [n for n, h in current.files if n in {m for m, _ in before} and (n, h) not in before]
 
 
 def _complete(root: Path, index: SetIndex) -> bool:
@@ -246,7 +232,7 @@ def _store(root: Path, index: SetIndex, contents: dict[str, bytes]) -> tuple[lis
     if _same(stored, merged):
         return new_files, [], []
     _write_atomic(_index_path(root, index), _to_json(merged))
-    return new_files, [f"{label} {index.table}"], [f"{label} {name}" for name in in_place(stored, index)]
+    return new_files, [f"{label} {index.table}"], [f"{label} {name}" for name in _in_place(stored, index)]
 
 
 def archive(project: Path, sets: Sequence[MigrationSet] | None = None, root: Path | None = None) -> ArchiveResult:
