@@ -22,6 +22,9 @@ from test_downgrade_more import migration, plugin_package
 PKG = "@kw-drift/plugin-notes-backend"
 NOTES = "20240101000000_notes.js"
 TAGS = "20240201000000_tags.js"
+V0 = migration(
+    "await knex.schema.createTable('notes', t => { t.text('legacy'); });", "await knex.schema.dropTable('notes');"
+)
 V1 = migration(
     "await knex.schema.createTable('notes', t => { t.text('id'); });", "await knex.schema.dropTable('notes');"
 )
@@ -69,7 +72,8 @@ def flagged(name: str, installed: str, applied: str, source: str) -> str:
 
 def test_two_pinned_versions_status_plan_and_doctor_flag_the_changed_file(project: Path, tmp_path: Path) -> None:
     """notes 1.0.0 archived, then applied by the backend; 2.0.0 changes that file and adds one (applied by the
-    backend before knexwrap saw it: unknown, no flag). Back to 1.0.0: the plan flags both drifts."""
+    backend before knexwrap saw it: unknown, no flag). A plan back flags the change, and a target whose file is
+    neither the installed one nor the applied one."""
     opts, data = sqlite(tmp_path), tmp_path / "sqlite"
     folder = plugin_package(project, PKG, "notes", "1.0.0", {NOTES: V1})
     assert knexwrap("archive", cwd=project).code == 0
@@ -115,23 +119,30 @@ def test_two_pinned_versions_status_plan_and_doctor_flag_the_changed_file(projec
         "before reverting"
     )
 
+    # Back to 1.0.0, whose file is the content that was applied: changed, but the target's down() matches.
+    back = make_project(tmp_path / "back", {})
+    plugin_package(back, PKG, "notes", "1.0.0", {NOTES: V1})
+    [planned] = knexwrap("plan", "--to", str(back), *opts, "--json", cwd=project).json()["sets"]
+    assert planned["revert"] == [TAGS]
+    assert planned["changed"] == [
+        {"name": NOTES, "applied_sha256": sha(V1), "applied_sha256_from": "archive", "file_sha256": sha(V2)}
+    ]
+    assert planned["differs_in_target"] == []
+
+    # To 0.9.0, whose file is neither: its down() would not match the up() that ran either.
     old = make_project(tmp_path / "old", {})
-    plugin_package(old, PKG, "notes", "1.0.0", {NOTES: V1})
+    plugin_package(old, PKG, "notes", "0.9.0", {NOTES: V0})
     plan = knexwrap("plan", "--to", str(old), *opts, cwd=project)
     assert plan.code == 0, plan.err
     where = f"{data / 'notes.sqlite'} knex_migrations"
     assert (
         f"warning: {where} {NOTES} changed since it was applied (sha256 {sha(V1)[:12]} from the archive, the content "
         f"installed then, installed {sha(V2)[:12]}): reverting it runs the installed down()\n"
-        f"warning: {where} {NOTES} differs between {PKG} 2.0.0 (sha256 {sha(V2)[:12]}) and 1.0.0 (sha256 "
-        f"{sha(V1)[:12]}): the database keeps the up() of 2.0.0, a later rollback would run the down() of 1.0.0\n"
+        f"warning: {where} {NOTES} differs between {PKG} 2.0.0 (sha256 {sha(V2)[:12]}) and 0.9.0 (sha256 "
+        f"{sha(V0)[:12]}): once downgraded, a rollback runs the down() of 0.9.0, which may not undo the up() that ran\n"
     ) in plan.out
     [planned] = knexwrap("plan", "--to", str(old), *opts, "--json", cwd=project).json()["sets"]
-    assert planned["revert"] == [TAGS]
-    assert planned["changed"] == [
-        {"name": NOTES, "applied_sha256": sha(V1), "applied_sha256_from": "archive", "file_sha256": sha(V2)}
-    ]
-    assert planned["differs_in_target"] == [{"name": NOTES, "file_sha256": sha(V2), "target_sha256": sha(V1)}]
+    assert planned["differs_in_target"] == [{"name": NOTES, "file_sha256": sha(V2), "target_sha256": sha(V0)}]
 
 
 def test_a_file_patched_in_place_is_kept_twice_and_flagged(project: Path, tmp_path: Path) -> None:

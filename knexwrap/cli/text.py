@@ -352,8 +352,8 @@ def plan_drift_lines(plan: DowngradePlan) -> list[str]:
         ]
         lines += [
             f"warning: {where} {d.name} differs between {s.package} {s.version_now} (sha256 {d.file_sha256[:12]}) "
-            f"and {s.version_target} (sha256 {d.target_sha256[:12]}): the database keeps the up() of "
-            f"{s.version_now}, a later rollback would run the down() of {s.version_target}"
+            f"and {s.version_target} (sha256 {d.target_sha256[:12]}): once downgraded, a rollback runs the down() "
+            f"of {s.version_target}, which may not undo the up() that ran"
             for d in s.differs_in_target
         ]
     return lines

@@ -137,14 +137,15 @@ def _target_shas(project: Path, one: SetPlan) -> dict[str, str]:
 
 
 def _differs(project: Path, one: SetPlan) -> SetPlan:
-    """ONE with the recorded migrations the target keeps whose content differs from the installed file's:
-    after the downgrade the database records the up() of one content, and a rollback runs the other's down()."""
+    """ONE with the recorded migrations the target keeps whose content differs from the installed file's (unless
+    the content applied is known to be the target's): once downgraded, a rollback runs the target's down()."""
     if one.files_from != "install" or one.version_now == one.version_target:
         return one  # the installed folder is the target's already: `changed` says what differs
     theirs, found = _target_shas(project, one), []
+    applied = {c.name: c.applied_sha256 for c in one.changed}  # else, where known, the installed file's
     for name in (n for n in one.recorded if n in set(one.target_files) and n in theirs):
         mine = report.file_sha(one.directory, name)
-        if mine is not None and mine != theirs[name]:
+        if mine is not None and mine != theirs[name] and applied.get(name) != theirs[name]:
             found.append(Differs(name, mine, theirs[name]))
     return replace(one, differs_in_target=tuple(found)) if found else one
 
