@@ -191,6 +191,9 @@ def test_a_migration_knexwrap_applied_is_checked_against_its_journal(project: Pa
         + "\n"
     )
     assert knexwrap("status", "notes", *opts, "--check", cwd=project).code == 0  # drift is no state of its own
+    doctor = knexwrap("doctor", *opts, cwd=project)  # archives what it finds new, and says what changed in place
+    warning = f"knexwrap: warning: {PKG}@1.0.0 {NOTES} changed in place (same package version): kept both contents\n"
+    assert (doctor.code, doctor.err) == (17, warning)
 
 
 def test_nothing_known_is_unknown_and_not_flagged(project: Path, tmp_path: Path) -> None:
