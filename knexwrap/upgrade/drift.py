@@ -117,13 +117,13 @@ def annotate_set(project: Path, where: str, found: report.SetReport, facts: Fact
     return replace(found, migrations=tuple(_row(m, found, where, facts, indexes) for m in found.migrations))
 
 
-def _facts(project: Path) -> Facts:
+def _facts(project: Path, databases: Sequence[str]) -> Facts:
     from . import journal
 
     if not (statedir.where(project) / journal.FILE).is_file():
         return {}  # never created here: status creates nothing
     try:
-        return journal_facts(journal.read(project))
+        return journal_facts(journal.read(project, containing=databases))
     except errors.KnexwrapError:
         return {}  # an unreadable journal (or a state folder others can write): nothing known from it
 
@@ -131,7 +131,7 @@ def _facts(project: Path) -> Facts:
 def annotate_status(status: Status) -> Status:
     """`status PLUGIN`'s result with the Drift of every recorded migration of every set."""
     project, where = Path(status.target["root"]), str(status.target["database"])
-    facts = _facts(project)
+    facts = _facts(project, [where])
     return replace(
         status,
         primary=annotate_set(project, where, status.primary, facts),
@@ -141,7 +141,7 @@ def annotate_status(status: Status) -> Status:
 
 def annotate_install(project: Path, found: report.InstallReport) -> report.InstallReport:
     """The whole-install status with the Drift of every recorded migration of every set."""
-    facts = _facts(project)
+    facts = _facts(project, [db.database for db in found.databases])
     databases = tuple(
         replace(db, sets=tuple(annotate_set(project, db.database, s, facts) for s in db.sets)) for db in found.databases
     )
