@@ -104,7 +104,7 @@ def test_two_versions_of_one_name_both_survive(tmp_path: Path) -> None:
 def test_index_lists_each_name_and_hash(both: Path) -> None:
     path = both / ".knexwrap" / "archive" / "sets" / TABLE / "@backstage+plugin-catalog-backend@1.24.0.json"
     doc = json.loads(path.read_text())
-    assert {k: v for k, v in doc.items() if k not in ("files", "seen")} == {
+    assert {k: v for k, v in doc.items() if k not in ("files", "seen", "seen_at")} == {
         "format": 1,
         "table": TABLE,
         "package": CATALOG,
@@ -115,6 +115,7 @@ def test_index_lists_each_name_and_hash(both: Path) -> None:
     }
     assert list(doc["files"]) == names(catalog_files("1.24.0"))
     assert doc["seen"] == [[name, sha] for name, sha in doc["files"].items()]  # every content seen, in order
+    assert len(doc["seen_at"]) == len(doc["seen"]) and all(t.endswith("+00:00") for t in doc["seen_at"])
     blob = path.parents[2] / "files" / f"{doc['files']['20200511113813_init.js']}.js"
     assert blob.read_bytes() == (catalog_files("1.24.0") / "20200511113813_init.js").read_bytes()
 

@@ -70,7 +70,9 @@ def test_a_file_the_package_lost_at_the_same_version_stays_archived(tmp_path: Pa
 def test_two_contents_at_one_version_run_the_applied_one_and_say_so(tmp_path: Path) -> None:
     project, db = workspace(tmp_path, {**NOTES_FILES, EXTRA: extra("applied")})
     plugin_package(project, NOTES, "notes", "0.1.0", {**NOTES_FILES, EXTRA: extra("edited")})
-    assert run(project, "doctor")[0] == 0  # the edited content is archived too
+    code, out, _ = run(project, "doctor", "--json")  # the edited content is archived too, and flagged
+    [finding] = json.loads(out)["findings"]
+    assert (code, finding["problem"], finding["files"]) == (17, "changed", [EXTRA])
     plugin_package(project, NOTES, "notes", "0.1.0", NOTES_FILES)
     code, out, err = run(project, "plan", "--to", str(project))
     assert code == 0, err

@@ -47,7 +47,7 @@ def document(result: Any, command: str | None = None) -> dict[str, Any]:
     """The version-1 document of one result dataclass (Status, InstallReport, Outcome, ...), for COMMAND
     (the command that ran; default: the one that makes such results, e.g. downgrade --dry-run shows a plan)."""
     kind = type(result).__name__
-    data: dict[str, Any] = _vocabulary(dataclasses.asdict(result))
+    data: dict[str, Any] = _drift(_vocabulary(dataclasses.asdict(result)))
     made_by = data.pop("command", None) or COMMANDS.get(kind)
     header = {"schema_version": SCHEMA_VERSION, "command": command or made_by}
     target = data.pop("target", None)
@@ -61,12 +61,28 @@ def document(result: Any, command: str | None = None) -> dict[str, Any]:
             # An archived set's folder is a migrations folder; "folder" elsewhere is not (a backup's, a package's).
             index["migrations_directory"] = index.pop("folder")
             index["files"] = [{"name": name, "sha256": sha} for name, sha in index["files"]]
+            index.pop("seen", None), index.pop("seen_at", None)  # the archive's history, in its own files
     if kind in ("RestorePlan", "RestoreResult"):
         data = _restore(data)
     if kind == "ConfigReport":
         for row in data["plugins"]:
             row["password_set"] = row.pop("password") == "set"
     return {**header, **where, **data}
+
+
+def _drift(value: Any) -> Any:
+    """A migration's Drift becomes its own keys (applied_sha256, applied_sha256_from, file_sha256, changed),
+    present only where the applied content is known: a migration without them is `unknown`."""
+    if isinstance(value, list):
+        return [_drift(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    flat = {k: _drift(v) for k, v in value.items() if k != "drift"}
+    found = value.get("drift")
+    if isinstance(found, dict):
+        changed = found["file_sha256"] is not None and found["file_sha256"] != found["applied_sha256"]
+        flat.update(found, changed=changed)
+    return flat
 
 
 def _restore(data: dict[str, Any]) -> dict[str, Any]:

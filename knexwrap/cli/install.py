@@ -260,6 +260,9 @@ def refresh_archive(project: Path) -> None:
     # Said on a terminal only: scripts read --json, and the archive is not part of the answer.
     if done is not None and (done.new_files or done.new_indexes) and sys.stderr.isatty():
         click.echo(f"knexwrap: archived the migration files of {len(done.new_indexes)} sets in {done.root}", err=True)
+    for label in done.changed_in_place if done is not None else ():
+        # Always said: a file patched in place means a later down() may not match the up() that ran.
+        click.echo(f"knexwrap: warning: {label} changed in place (same package version): kept both contents", err=True)
 
 
 COMMANDS = (

@@ -52,8 +52,10 @@ def status(plugin: str | None, as_json: bool, fmt: str, verbose: bool, check: bo
 
     Read-only: creates no database, table or lock row.
     """
+    from ..upgrade import drift  # which recorded migrations' files are not the content that was applied
+
     if plugin is not None:
-        result: Any = commands.status(target_from(plugin, kw))
+        result: Any = drift.annotate_status(commands.status(target_from(plugin, kw)))
         states = [result.primary.state, *(s.state for s in result.other_sets)]
     else:
         from ..state import whole as install
@@ -61,9 +63,10 @@ def status(plugin: str | None, as_json: bool, fmt: str, verbose: bool, check: bo
         if kw.pop("migrations_table_name"):
             raise errors.ConfigError("--migrations-table-name needs a PLUGIN")
         options, project_dir, timeout = options_from(kw), kw.pop("project_dir"), kw.pop("timeout")
+        p = install.plan(options, project_dir)
         shown = progress.start(as_json)
         counter = shown.read if shown is not None else None
-        result = install.install_status(options, project_dir=project_dir, timeout=timeout, progress=counter)
+        result = drift.annotate_install(p.project, install.read(p, timeout, counter))
         progress.stop()
         states = [d.state for d in result.databases]
     output.emit(result, as_json=as_json, fmt=fmt, verbose=verbose)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for annotations only: rendering a status must not import the downgrade machinery
     from ..state.plugin import Current, Status
-    from ..state.report import DatabaseReport, InstallReport, SetReport
+    from ..state.report import DatabaseReport, InstallReport, MigrationRow, SetReport
     from ..state.repository import Repository
     from ..state.whole import ConfigReport, SetsReport
     from ..upgrade.archive import ArchiveResult
@@ -102,13 +102,36 @@ def placed(target_text: str) -> tuple[str | None, str]:
     return server, f"{database} schema {schema}" if schema else database
 
 
+def _state(m: MigrationRow) -> str:
+    return f"{m.state} (changed)" if m.drift is not None and m.drift.changed else m.state
+
+
 def _migrations(report: SetReport, fmt: str, verbose: bool) -> str:
     if not report.migrations:
         return "(no migrations in the folder or the database)"
     if verbose:
-        rows = [[m.name, m.state, m.batch, m.migration_time] for m in report.migrations]
+        rows = [[m.name, _state(m), m.batch, m.migration_time] for m in report.migrations]
         return table(rows, ["migration", "state", "batch", "migration_time"], fmt)
-    return table([[m.name, m.state] for m in report.migrations], ["migration", "state"], fmt)
+    return table([[m.name, _state(m)] for m in report.migrations], ["migration", "state"], fmt)
+
+
+# Where the applied content's hash comes from (state/report.APPLIED_FROM), said to people.
+APPLIED_FROM = {
+    "journal": "knexwrap's journal",
+    "backstage_migration_sources": "Backstage's stored migration sources",
+    "archive": "the archive, the content installed then",
+}
+
+
+def changed_lines(prefix: str, report: SetReport) -> list[str]:
+    """One line per recorded migration whose installed file is not the content that was applied."""
+    return [
+        f"{prefix}changed: {m.name}: the installed file (sha256 {m.drift.file_sha256[:12]}) is not the one "
+        f"applied (sha256 {m.drift.applied_sha256[:12]}, from {APPLIED_FROM[m.drift.applied_sha256_from]}): "
+        "its down() may not undo what its up() did"
+        for m in report.migrations
+        if m.drift is not None and m.drift.changed and m.drift.file_sha256
+    ]
 
 
 def _summary(report: SetReport) -> str:
@@ -119,7 +142,9 @@ def _summary(report: SetReport) -> str:
 
 def _set_line(report: SetReport) -> str:
     version = f" {report.version}" if report.version else ""
-    return f"{report.migrations_table} ({report.package}{version}): {_summary(report)}; {report.state}"
+    line = f"{report.migrations_table} ({report.package}{version}): {_summary(report)}; {report.state}"
+    changed = sum(1 for m in report.migrations if m.drift is not None and m.drift.changed)
+    return line + f"; {changed} changed" if changed else line
 
 
 def other_rows_lines(prefix: str, report: SetReport) -> list[str]:
@@ -156,6 +181,7 @@ def _status(result: Status, fmt: str, verbose: bool) -> str:
     if result.target.get("skip_migrations") and primary.counts["pending"]:
         lines.append("skipMigrations: the backend will not apply the pending migrations (knexwrap latest does)")
     lines += other_rows_lines("", primary)
+    lines += changed_lines("", primary)
     if result.other_sets:
         lines += ["", "other migration sets in this database:"]
     for other in result.other_sets:
@@ -219,6 +245,7 @@ def _install(result: InstallReport, fmt: str, verbose: bool) -> str:
     for db in result.databases:
         for s in db.sets:
             lines += other_rows_lines(f"{db.database} {s.migrations_table}: ", s)
+            lines += changed_lines(f"{placed(db.database)[1]} {s.migrations_table}: ", s)
             if s.counts["missing"] or (verbose and s.counts["pending"]):
                 lines.append(
                     f"{placed(db.database)[1]} {s.migrations_table}: missing {', '.join(s.names('missing')) or '-'}"
@@ -306,9 +333,30 @@ def downgrade_plan(plan: DowngradePlan, fmt: str) -> str:
             f"warning: {s.database} {n} runs without a transaction: a failure can leave it half done"
             for n in s.without_transaction
         ]
+    lines += plan_drift_lines(plan)
     lines += [f"note: {note}" for note in plan.notes]
     lines += [space_line(one) for one in plan.space]
     return "\n".join(lines)
+
+
+def plan_drift_lines(plan: DowngradePlan) -> list[str]:
+    """Files whose content is not the one applied, or not the target's: the down() that runs may not match."""
+    lines = []
+    for s in plan.sets:
+        where = f"{s.database} {s.table}"
+        lines += [
+            f"warning: {where} {c.name} changed since it was applied (sha256 {c.applied_sha256[:12]} from "
+            f"{APPLIED_FROM[c.applied_sha256_from]}, installed {c.file_sha256[:12]}): reverting it runs the "
+            "installed down()"
+            for c in s.changed
+        ]
+        lines += [
+            f"warning: {where} {d.name} differs between {s.package} {s.version_now} (sha256 {d.file_sha256[:12]}) "
+            f"and {s.version_target} (sha256 {d.target_sha256[:12]}): once downgraded, a rollback runs the down() "
+            f"of {s.version_target}, which may not undo the up() that ran"
+            for d in s.differs_in_target
+        ]
+    return lines
 
 
 def space_line(space: Space) -> str:
@@ -393,6 +441,10 @@ def _archive(result: ArchiveResult, fmt: str) -> str:
         if result.new_files or result.new_indexes
         else "nothing new"
     )
+    lines += [
+        f"changed in place: {label} (same package version, new content; both contents kept)"
+        for label in result.changed_in_place
+    ]
     lines += [f"skipped: {why}" for why in result.skipped]
     return "\n".join(lines)
 

@@ -116,15 +116,23 @@ def neighbours(target: Target) -> list[MigrationSet]:
 
 
 def reader_entry(
-    connection: conn.Connection, tables: list[str], timeout: float, ident: str = "target", every_set: bool = False
+    connection: conn.Connection,
+    tables: list[str],
+    timeout: float,
+    ident: str = "target",
+    every_set: bool = False,
+    plugin: str | None = None,
 ) -> dict[str, Any]:
-    """One target of read_state.js; `every_set` also lists and reads every table of knex's migrations shape."""
-    entry = {
+    """One target of read_state.js; `every_set` also lists and reads every table of knex's migrations shape,
+    and with PLUGIN Backstage's stored migration sources of that plugin, where its database has them."""
+    entry: dict[str, Any] = {
         "id": ident,
         "config": connection_config(connection, timeout),
         "tables": tables,
         "passwordEnv": PASSWORD_ENV,
     }
+    if plugin and plugin != sets.EVERY_PLUGIN:
+        entry["sourcesTable"] = st.SOURCES_TABLE.format(plugin)
     return {**entry, "migrationTables": True} if every_set else entry
 
 
@@ -148,6 +156,12 @@ def connection_config(connection: conn.Connection, timeout: float) -> dict[str, 
     return connection.knex_config(int(max(timeout - 2, 1) * 1000))
 
 
+def plugin_of(target: Target) -> str | None:
+    """The plugin whose database the target is (None for a folder of every plugin's)."""
+    plugin = target.migrations.plugin_id
+    return None if plugin in (None, sets.EVERY_PLUGIN) else plugin
+
+
 def status(target: Target) -> Status:
     """Every set of the plugin's database, read without creating anything (knex's list would).
 
@@ -157,7 +171,8 @@ def status(target: Target) -> Status:
         return _absent(target)
     others = neighbours(target)
     tables = list(dict.fromkeys([target.migrations.table, *(s.table for s in others)]))
-    [result] = target.node.read([reader_entry(target.connection, tables, target.node.timeout, every_set=True)])
+    entry = reader_entry(target.connection, tables, target.node.timeout, every_set=True, plugin=plugin_of(target))
+    [result] = target.node.read([entry])
     if st.missing_database(result):
         return _absent(target)
     owners = report.claims(sets.discover_all(target.project))

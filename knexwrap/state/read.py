@@ -21,6 +21,10 @@ class Applied:
     migration_time: str | None
 
 
+# Backstage's own store of each migration's source and sha256 (backend-defaults, main branch, not released yet).
+SOURCES_TABLE = "backstage_migration_sources_{}"
+
+
 @dataclass(frozen=True)
 class SetState:
     """The rows of one migrations table next to the files of its folder."""
@@ -30,6 +34,8 @@ class SetState:
     files: tuple[str, ...]  # sorted by name, as knex sorts them
     locked: bool  # knex cannot take its lock: a row is held, or the rows are not exactly one free row
     lock_rows: int = 1  # rows of <table>_lock; more than one: two first runs raced (knex #3538)
+    # (migration name as knex records it, sha256) from Backstage's stored sources, checksums that match their text.
+    stored: tuple[tuple[str, str], ...] = ()
 
     @property
     def applied_names(self) -> tuple[str, ...]:
@@ -111,7 +117,20 @@ def from_reader(entry: dict[str, Any], table: str, directory: str) -> SetState:
         files=list_files(directory),
         locked=_knex_says_locked(data["lock"]),
         lock_rows=int(data["lock"].get("rows", 1)),
+        stored=stored_sources(entry, table, tuple(r["name"] for r in data["rows"])),
     )
+
+
+def stored_sources(entry: dict[str, Any], table: str, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Backstage's stored checksum of each of NAMES (rows of TABLE): its migration_name has no ".js".
+    A checksum that is not the sha256 of its own stored text (read_state.js checks) is not used."""
+    found = {
+        str(r["name"]): str(r["checksum"])
+        for r in entry.get("sources") or ()
+        if r.get("table") == table and r.get("verified")
+    }
+    pairs = ((n, found.get(n, found.get(n[:-3]) if n.endswith(".js") else None)) for n in names)
+    return tuple((n, sha) for n, sha in pairs if sha)
 
 
 def _knex_says_locked(lock: dict[str, Any]) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -28,12 +30,40 @@ SEVERITY = (
 )
 
 
+# Where the hash of an applied migration's content comes from, most direct first (upgrade/drift.py).
+APPLIED_FROM = ("journal", "backstage_migration_sources", "archive", "unknown")
+
+
+@dataclass(frozen=True)
+class Drift:
+    """The content a recorded migration was applied with, next to its installed file's."""
+
+    applied_sha256: str
+    applied_sha256_from: str  # one of APPLIED_FROM but "unknown": an unknown hash is no Drift at all
+    file_sha256: str | None  # None: the file is not installed (a "missing" row)
+
+    @property
+    def changed(self) -> bool:
+        """The installed file is not the one that was applied: its down() may not undo that up()."""
+        return self.file_sha256 is not None and self.file_sha256 != self.applied_sha256
+
+
 @dataclass(frozen=True)
 class MigrationRow:
     name: str
     state: str  # "applied", "pending" or "missing" (recorded in the database, file absent)
     batch: int | None = None
     migration_time: str | None = None
+    drift: Drift | None = None  # None: nothing says what content was applied
+
+
+def file_sha(directory: str, name: str) -> str | None:
+    """sha256 of an installed migration file; None when it cannot be read."""
+    try:
+        with open(os.path.join(directory, name), "rb") as source:
+            return hashlib.sha256(source.read()).hexdigest()
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -107,11 +137,12 @@ def set_report(
     if others:
         theirs = {o.name for o in others}
         read = replace(read, applied=tuple(a for a in read.applied if a.name not in theirs))
-    present = set(read.files)
+    present, stored = set(read.files), dict(read.stored)
     rows = [
         MigrationRow(a.name, "applied" if a.name in present else "missing", a.batch, a.migration_time)
         for a in read.applied
     ]
+    rows = [_stored_drift(r, stored, migrations.directory) if r.name in stored else r for r in rows]
     rows += [MigrationRow(name, "pending") for name in read.pending]
     last = read.last_batch
     times = [a.migration_time for a in read.applied if a.batch == last and a.migration_time]
@@ -131,6 +162,16 @@ def set_report(
         rows_of_other_sets=others,
         lock_rows=read.lock_rows,
     )
+
+
+def _stored_drift(row: MigrationRow, stored: Mapping[str, str], directory: str) -> MigrationRow:
+    sha = file_sha(directory, row.name) if row.state == "applied" else None
+    return replace(row, drift=Drift(stored[row.name], "backstage_migration_sources", sha))
+
+
+def changed(found: SetReport) -> tuple[MigrationRow, ...]:
+    """The recorded migrations whose installed file is not the content that was applied."""
+    return tuple(m for m in found.migrations if m.drift is not None and m.drift.changed)
 
 
 def worst(states: list[str]) -> str:

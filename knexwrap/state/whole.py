@@ -95,7 +95,7 @@ def _targets(p: Plan, timeout: float) -> list[dict[str, Any]]:
         if connection.is_sqlite and not Path(connection.database).is_file():
             continue  # absent: opening it would create it
         tables = list(dict.fromkeys(s.table for s in p.sets_by_plugin[plugin]))
-        targets.append(reader_entry(connection, tables, timeout, plugin, every_set=True))
+        targets.append(reader_entry(connection, tables, timeout, plugin, every_set=True, plugin=plugin))
     for ident, server in _servers(p).items():
         targets.append({**reader_entry(server, [], timeout, ident), "listDatabases": True})
     return targets

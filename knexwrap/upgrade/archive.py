@@ -7,7 +7,8 @@ longer ship; reverting them needs the newer files, archived in the state folder'
     sets/<table>/<package>@<version>.json        one index per package version and migrations table
 
 An index is {"format": 1, "table", "package", "version", "plugin_id", "folder" (relative to the
-project), "module_type", "files": {name: sha256}, "seen": [[name, sha256], ...]}. Scoped names keep
+project), "module_type", "files": {name: sha256}, "seen": [[name, sha256], ...], "seen_at": [time, ...]}
+("seen_at", ignored by older readers: when each "seen" pair was first archived, null if unknown). Scoped names keep
 their "@" and "/" becomes "+". The archive only adds: "seen" keeps every content ever archived for the
 package version (a workspace plugin at 0.1.0 whose files change or go), in the order first seen, and
 "files" maps each name to its content installed last. Two versions of one file name (catalog 1.24.0
@@ -24,6 +25,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,13 @@ class SetIndex:
     files: tuple[tuple[str, str], ...]  # (name, sha256), sorted by name: each name's content installed last
     # Every (name, sha256) ever archived for this package version, in the order first seen: the archive only adds.
     seen: tuple[tuple[str, str], ...] = ()
+    # When each `seen` pair was first archived (ISO 8601, UTC), None when unknown (an index written before).
+    seen_at: tuple[str | None, ...] = ()
+
+    def first_seen(self) -> tuple[tuple[str, str, str | None], ...]:
+        """(name, sha256, first archived or None) of every content of `contents()`."""
+        times = self.seen_at if len(self.seen_at) == len(self.seen) else ()
+        return tuple((n, h, times[i] if times else None) for i, (n, h) in enumerate(self.contents()))
 
     def contents(self) -> tuple[tuple[str, str], ...]:
         """Every (name, sha256) this version is known to have had; `files` for an index without history."""
@@ -72,6 +81,8 @@ class ArchiveResult:
     new_files: tuple[str, ...]  # "package@version name": contents stored for the first time
     new_indexes: tuple[str, ...]  # "package@version table": indexes written or changed
     skipped: tuple[str, ...]  # sets that cannot be keyed (no package version), with why
+    # "package@version name": content changed at the same package version (patch-package); both are kept.
+    changed_in_place: tuple[str, ...] = ()
 
 
 def default_root(project: Path) -> Path:
@@ -136,7 +147,8 @@ def _current(project: Path, one: MigrationSet) -> tuple[SetIndex, dict[str, byte
 
 
 def _to_json(index: SetIndex) -> bytes:
-    doc = {"format": FORMAT, **vars(index), "files": dict(index.files), "seen": [list(pair) for pair in index.seen]}
+    seen, seen_at = [list(pair) for pair in index.seen], list(index.seen_at)
+    doc = {"format": FORMAT, **vars(index), "files": dict(index.files), "seen": seen, "seen_at": seen_at}
     return (json.dumps(doc, indent=2) + "\n").encode()
 
 
@@ -159,7 +171,11 @@ def _read_index(path: Path) -> SetIndex:
         fields: dict[str, Any] = {k: doc.get(k) for k in _INDEX_FIELDS}
         if not all(isinstance(v, str) for v in fields.values()):
             raise ValueError(f"{', '.join(_INDEX_FIELDS)} must be strings")
-        return SetIndex(**fields, files=tuple(sorted(files.items())), seen=tuple((n, h) for n, h in seen))
+        times: Any = doc.get("seen_at", [])
+        if not isinstance(times, list) or not all(t is None or isinstance(t, str) for t in times):
+            raise ValueError('"seen_at" must list times or nulls')
+        pairs = tuple((n, h) for n, h in seen)
+        return SetIndex(**fields, files=tuple(sorted(files.items())), seen=pairs, seen_at=tuple(times))
     except (OSError, ValueError) as exc:
         raise errors.ConfigError(f"archive index {path}: {exc}") from exc
 
@@ -173,22 +189,38 @@ def _stored_index(root: Path, index: SetIndex) -> SetIndex | None:
         return None
 
 
-def _merged(stored: SetIndex | None, current: SetIndex) -> SetIndex:
+def _merged(stored: SetIndex | None, current: SetIndex, now: str | None = None) -> SetIndex:
     """CURRENT added to what was archived for the same package version: a file seen once stays (a workspace
-    plugin at 0.1.0 that lost or changed a file); each name's `files` entry is its content installed last."""
-    before = stored.contents() if stored else ()
-    seen = tuple(before) + tuple(pair for pair in current.files if pair not in before)
+    plugin at 0.1.0 that lost or changed a file); each name's `files` entry is its content installed last.
+    NOW (ISO 8601) is when the new pairs are first seen; None compares what would change, times aside."""
+    before = stored.first_seen() if stored else ()
+    known = {(n, h) for n, h, _ in before}
+    added = tuple((n, h, now) for n, h in current.files if (n, h) not in known)
     files = {**dict(stored.files if stored else ()), **dict(current.files)}
-    return replace(current, files=tuple(sorted(files.items())), seen=seen)
+    seen = (*before, *added)
+    pairs, times = tuple((n, h) for n, h, _ in seen), tuple(t for _, _, t in seen)
+    return replace(current, files=tuple(sorted(files.items())), seen=pairs, seen_at=times)
+
+
+def _same(stored: SetIndex | None, merged: SetIndex) -> bool:
+    """Nothing to write: the index holds every pair already (times are not compared)."""
+    return stored is not None and replace(stored, seen_at=()) == replace(merged, seen_at=())
+
+
+def _in_place(stored: SetIndex | None, current: SetIndex) -> list[str]:
+    """Names whose installed content is new to a package version that had another content for them."""
+    before = stored.contents() if stored else ()
+    return [n for n, h in current.files if n in {m for m, _ in before} and (n, h) not in before]
 
 
 def _complete(root: Path, index: SetIndex) -> bool:
     stored = _stored_index(root, index)
-    return stored == _merged(stored, index) and all(blob(root, n, h).is_file() for n, h in index.files)
+    return _same(stored, _merged(stored, index)) and all(blob(root, n, h).is_file() for n, h in index.files)
 
 
-def _store(root: Path, index: SetIndex, contents: dict[str, bytes]) -> tuple[list[str], list[str]]:
-    """Write what the archive lacks of one set: the labels of the new files and of the new index."""
+def _store(root: Path, index: SetIndex, contents: dict[str, bytes]) -> tuple[list[str], list[str], list[str]]:
+    """Write what the archive lacks of one set: the labels of the new files, of the new index, and of the
+    files whose content changed in place at this package version."""
     label = f"{index.package}@{index.version}"
     new_files = []
     for name, sha in index.files:
@@ -196,11 +228,11 @@ def _store(root: Path, index: SetIndex, contents: dict[str, bytes]) -> tuple[lis
             _write_atomic(blob(root, name, sha), contents[name])
             new_files.append(f"{label} {name}")
     stored = _stored_index(root, index)
-    merged = _merged(stored, index)
-    if stored == merged:
-        return new_files, []
+    merged = _merged(stored, index, datetime.now(timezone.utc).isoformat())
+    if _same(stored, merged):
+        return new_files, [], []
     _write_atomic(_index_path(root, index), _to_json(merged))
-    return new_files, [f"{label} {index.table}"]
+    return new_files, [f"{label} {index.table}"], [f"{label} {name}" for name in _in_place(stored, index)]
 
 
 def archive(project: Path, sets: Sequence[MigrationSet] | None = None, root: Path | None = None) -> ArchiveResult:
@@ -208,17 +240,18 @@ def archive(project: Path, sets: Sequence[MigrationSet] | None = None, root: Pat
     root = root or default_root(project)
     found = discover_all(project) if sets is None else sets
     skipped = [reason for reason in map(_skip_reason, found) if reason]
-    kept, new_files, new_indexes = [], [], []
+    kept, new_files, new_indexes, changed = [], [], [], []
     try:
         for one in (one for one in found if not _skip_reason(one)):
             index, contents = _current(project, one)
-            files, index_label = _store(root, index, contents)
+            files, index_label, patched = _store(root, index, contents)
             kept.append(index)
             new_files += files
             new_indexes += index_label
+            changed += patched
     except OSError as exc:
         raise errors.ConfigError(f"cannot archive migration files into {root}: {exc}") from exc
-    return ArchiveResult(root, tuple(kept), tuple(new_files), tuple(new_indexes), tuple(skipped))
+    return ArchiveResult(root, tuple(kept), tuple(new_files), tuple(new_indexes), tuple(skipped), tuple(changed))
 
 
 def unarchived(project: Path, sets: Sequence[MigrationSet], root: Path | None = None) -> list[MigrationSet]:

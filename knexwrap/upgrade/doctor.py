@@ -23,7 +23,7 @@ from ..state import whole as install
 class Finding:
     database: str
     table: str
-    problem: str  # "ahead", "locked", "wrong_folder", "unreachable", "skipped", "half_done"
+    problem: str  # "ahead", "locked", "wrong_folder", "unreachable", "skipped", "half_done", "changed"
     message: str
     files: tuple[str, ...] = ()
     fix: str | None = None  # the exact knexwrap command that fixes it, shell-quoted to paste, when there is one
@@ -210,9 +210,41 @@ def _half_done(db: report.DatabaseReport, one: report.SetReport, failed: dict[An
     return findings
 
 
+def plural(n: int) -> str:
+    return "1 recorded migration" if n == 1 else f"{n} recorded migrations"
+
+
+def _changed(db: report.DatabaseReport, one: report.SetReport, project: Path) -> Finding:
+    """Recorded migrations whose installed file is not the content that was applied (upgrade/drift.py)."""
+    from . import archive
+
+    rows = report.changed(one)
+    root = archive.default_root(project)
+    details = []
+    for m in rows:
+        assert m.drift is not None  # report.changed() keeps only rows with one
+        kept = archive.blob(root, m.name, m.drift.applied_sha256)
+        where = f"archived as {kept}" if kept.is_file() else "not archived"
+        details.append(
+            f"{m.name} (applied sha256 {m.drift.applied_sha256[:12]} from {m.drift.applied_sha256_from}, installed "
+            f"{str(m.drift.file_sha256)[:12]}; the applied content is {where})"
+        )
+    return Finding(
+        db.database,
+        one.migrations_table,
+        "changed",
+        f"{plural(len(rows))} of {one.package} {one.version or ''} changed since applied: "
+        f"{'; '.join(details)}. A rollback or downgrade runs the installed file's down(), which may not undo what "
+        "the applied up() did: compare the two contents before reverting",
+        tuple(m.name for m in rows),
+    )
+
+
 def diagnose(p: install.Plan, *, timeout: float) -> DoctorReport:
+    from . import drift
+
     found = sets.discover_all(p.project)
-    status = install.read(p, timeout)
+    status = drift.annotate_install(p.project, install.read(p, timeout))
     failed = _last_failures(p.project)
     findings: list[Finding] = []
     checked = 0
@@ -230,6 +262,8 @@ def diagnose(p: install.Plan, *, timeout: float) -> DoctorReport:
                 findings.append(_foreign(db, one))
             if one.counts["missing"]:
                 findings.append(_ahead(db, one, p, found))
+            if report.changed(one):
+                findings.append(_changed(db, one, p.project))
             if db.skip_migrations and one.counts["pending"]:
                 findings.append(_skipped(db, one, p.flags))
             findings += _half_done(db, one, failed, p.flags)

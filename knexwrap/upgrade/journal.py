@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import getpass
 import hashlib
 import json
 import os
-import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -98,6 +96,9 @@ def _json(value: Any) -> Any:
 
 
 def _record(entry: Entry, now: datetime | None) -> dict[str, Any]:
+    import getpass  # here: status reads the journal, only a change writes it
+    import socket
+
     return {
         "format": 1,
         "time": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
@@ -149,8 +150,9 @@ def change(project: Path, command: str, arguments: dict[str, Any], plan: Any) ->
         os.close(fd)
 
 
-def read(project: Path) -> list[dict[str, Any]]:
-    """Every record, oldest first; a damaged line (a crash mid-append on a full disk) is skipped."""
+def read(project: Path, containing: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Every record, oldest first; a damaged line (a crash mid-append on a full disk) is skipped. With
+    CONTAINING, only the lines that hold one of those texts (as JSON writes them) are parsed: status is quick."""
     try:
         lines = path(project).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -158,7 +160,8 @@ def read(project: Path) -> list[dict[str, Any]]:
     except OSError as exc:
         raise errors.ConfigError(f"cannot read the journal {path(project)}: {exc.strerror or exc}") from exc
     records = []
-    for line in lines:
+    wanted = [json.dumps(text, ensure_ascii=False)[1:-1] for text in containing]
+    for line in (line for line in lines if not wanted or any(w in line for w in wanted)):
         try:
             records.append(json.loads(line))
         except ValueError:

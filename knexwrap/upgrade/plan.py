@@ -20,6 +20,25 @@ from .target import Destination, Key, TargetInstall, folder_target
 
 
 @dataclass(frozen=True)
+class Changed:
+    """A recorded migration whose installed file is not the content that was applied (upgrade/drift.py)."""
+
+    name: str
+    applied_sha256: str
+    applied_sha256_from: str  # "journal", "backstage_migration_sources" or "archive"
+    file_sha256: str
+
+
+@dataclass(frozen=True)
+class Differs:
+    """A recorded migration the target keeps with other content than the installed file's."""
+
+    name: str
+    file_sha256: str  # the installed file's
+    target_sha256: str  # the target version's (archive, or the target's folder)
+
+
+@dataclass(frozen=True)
 class SetPlan:
     plugin: str
     database: str
@@ -37,6 +56,8 @@ class SetPlan:
     target_directory: str | None  # the target's folder of the set, when the target is an install
     missing_files: tuple[str, ...] = ()  # recorded migrations neither the install nor the archive has
     target_files: tuple[str, ...] = ()  # the target's files of the set, to verify against afterwards
+    changed: tuple[Changed, ...] = ()  # recorded migrations whose file is not the content that was applied
+    differs_in_target: tuple[Differs, ...] = ()  # recorded migrations the target keeps with other content
 
 
 @dataclass(frozen=True)
@@ -90,7 +111,43 @@ def _set_plan(db: report.DatabaseReport, found: report.SetReport, target: Target
         directory=found.migrations_directory,
         target_directory=target.directories.get(key),
         target_files=tuple(wanted),
+        changed=tuple(
+            Changed(m.name, m.drift.applied_sha256, m.drift.applied_sha256_from, str(m.drift.file_sha256))
+            for m in report.changed(found)
+            if m.drift is not None
+        ),
     )
+
+
+def _target_shas(project: Path, one: SetPlan) -> dict[str, str]:
+    """The target version's content of each file of the set: archived, else read from the target's folder."""
+    shas: dict[str, str] = {}
+    if one.target_directory:
+        for name in one.target_files:
+            sha = report.file_sha(one.target_directory, name)
+            shas.update({name: sha} if sha else {})
+    try:
+        every = archive.indexes(archive.default_root(project), one.table, one.package) if one.package else []
+    except errors.KnexwrapError:
+        every = []  # a damaged index: the archive says nothing here, `archive` reports it
+    for index in every:
+        if index.package == one.package and index.version == one.version_target:
+            shas = {**dict(index.files), **shas}
+    return shas
+
+
+def _differs(project: Path, one: SetPlan) -> SetPlan:
+    """ONE with the recorded migrations the target keeps whose content differs from the installed file's (unless
+    the content applied is known to be the target's): once downgraded, a rollback runs the target's down()."""
+    if one.files_from != "install" or one.version_now == one.version_target:
+        return one  # the installed folder is the target's already: `changed` says what differs
+    theirs, found = _target_shas(project, one), []
+    applied = {c.name: c.applied_sha256 for c in one.changed}  # else, where known, the installed file's
+    for name in (n for n in one.recorded if n in set(one.target_files) and n in theirs):
+        mine = report.file_sha(one.directory, name)
+        if mine is not None and mine != theirs[name] and applied.get(name) != theirs[name]:
+            found.append(Differs(name, mine, theirs[name]))
+    return replace(one, differs_in_target=tuple(found)) if found else one
 
 
 def _sourced(one: SetPlan, project: Path, notes: list[str]) -> SetPlan:
@@ -122,9 +179,11 @@ def _keep_installed_files(project: Path) -> list[str]:
 
 
 def plan(p: install.Plan, *, to: str, timeout: float) -> DowngradePlan:
+    from . import drift
+
     target = target_install(to)
     project = p.project
-    now = install.read(p, timeout, strict=True)
+    now = drift.annotate_install(project, install.read(p, timeout, strict=True))
     shared = {s.table for s in sets.shared_sets(sets.discover_all(project))}
     planned, notes = [], []
     for db in now.databases:
@@ -136,7 +195,7 @@ def plan(p: install.Plan, *, to: str, timeout: float) -> DowngradePlan:
             else:
                 planned.append(one)
     notes += _keep_installed_files(project)  # after a successful plan, like the commands that change
-    planned = [_sourced(one, project, notes) for one in planned]
+    planned = [_differs(project, _sourced(one, project, notes)) for one in planned]
     changed = dict.fromkeys(s.plugin for s in planned if s.revert)
     space = tuple(backup.space(p.databases[plugin], project) for plugin in changed)
     return DowngradePlan(target.to, tuple(planned), tuple(notes), space)

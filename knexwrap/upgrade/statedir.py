@@ -26,12 +26,17 @@ def use(path: str | None) -> None:
         _chosen.append(Path(path).expanduser().resolve())
 
 
+def where(project: Path) -> Path:
+    """Where the state folder is, created or not: for readers that must not create it (status)."""
+    named = _chosen[0] if _chosen else (Path(os.environ[ENV]).expanduser().resolve() if os.environ.get(ENV) else None)
+    return named or project / ".knexwrap"
+
+
 def root(project: Path) -> Path:
     """The state folder, created 0700 with its `.gitignore` when absent.
 
     Raises ConfigError when it cannot be created, is no folder, or other users can write it."""
-    named = _chosen[0] if _chosen else (Path(os.environ[ENV]).expanduser().resolve() if os.environ.get(ENV) else None)
-    path = named or project / ".knexwrap"
+    path = where(project)
     try:
         mkdirs(path)
         _refuse_shared(path)

@@ -6,11 +6,12 @@
 //   KNEX_PATH (environment)         the project's knex/knex.js
 //   KNEXWRAP_PRELOAD (environment)  optional: a knex client whose driver to load while waiting for the request
 //   stdin: one JSON request {"targets": [{"id", "config", "tables", "passwordEnv"?, "listDatabases"?,
-//          "migrationTables"? (also list and read every table of knex's migrations shape)}],
+//          "migrationTables"? (also list and read every table of knex's migrations shape),
+//          "sourcesTable"? (Backstage's backstage_migration_sources_<pluginId>: read it where it exists)}],
 //          "secrets": {name: password}, "limit"?: seconds per database}; a target's password is
 //          secrets[passwordEnv]. An empty stdin (the parent gave up before asking: knexwrap's launcher
 //          starts this early) means: exit, read nothing.
-// Output: one JSON list on stdout, one entry per target: {"id", "tables": {...}}, {"id", "databases": [...]}
+// Output: one JSON list on stdout, one entry per target: {"id", "tables": {...}, "sources"?: [...]}, {"id", "databases": [...]}
 // or {"id", "error"}; a line "done <id>" on stderr as each target finishes (knexwrap's progress).
 'use strict';
 
@@ -74,6 +75,20 @@ async function existingTables(knex, client, names) {
   const result = await knex.raw(sql, [client === 'pg' ? names : JSON.stringify(names)]);
   const rows = Array.isArray(result) ? result : result.rows;
   return new Set(rows.map(r => r.name));
+}
+
+// Backstage's stored migration sources (backend-defaults MigrationStorage): one row per (table_name,
+// migration_name) with the source text and its sha256 "checksum". Only the checksum leaves: whether it is
+// the sha256 of the stored text is checked here, as Backstage computes it (of the text as UTF-8).
+async function readSources(knex, table) {
+  const { createHash } = require('crypto');
+  const rows = await knex(table).select('table_name', 'migration_name', 'checksum', 'source_content').orderBy('id');
+  return rows.map(r => ({
+    table: r.table_name,
+    name: r.migration_name,
+    checksum: r.checksum,
+    verified: createHash('sha256').update(String(r.source_content)).digest('hex') === r.checksum,
+  }));
 }
 
 async function readTable(knex, table, existing) {
@@ -158,18 +173,20 @@ const PG_TABLES =
   "'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') or has_any_column_privilege(c.oid, " +
   "'SELECT, INSERT, UPDATE, REFERENCES'))) t where ? or name = any(?)";
 
-// Which of TABLES and their _lock tables exist (`existing`; with EVERY_SET it may hold other tables too), and with
-// EVERY_SET the sorted names of every table of knex's migrations shape (`found`, else null).
-async function tablesOf(knex, client, tables, everySet) {
+// Which of TABLES, their _lock tables and EXTRA (a name or undefined) exist (`existing`; with EVERY_SET it may hold
+// other tables too), and with EVERY_SET the sorted names of every table of knex's migrations shape (`found`, else
+// null).
+async function tablesOf(knex, client, tables, everySet, extra) {
+  const also = extra ? [extra] : [];
   if (client === 'pg') {
-    const wanted = tables.flatMap(t => [t, `${t}_lock`]);
+    const wanted = [...tables.flatMap(t => [t, `${t}_lock`]), ...also];
     const rows = (await knex.raw(PG_TABLES, [everySet, wanted])).rows;
     const found = everySet ? rows.filter(r => r.shaped).map(r => r.name).sort() : null;
     return { existing: new Set(rows.map(r => r.name)), found };
   }
   const found = everySet ? await migrationTables(knex, client) : null;
   const names = [...new Set([...tables, ...(found || [])])];
-  return { existing: await existingTables(knex, client, names.flatMap(t => [t, `${t}_lock`])), found };
+  return { existing: await existingTables(knex, client, [...names.flatMap(t => [t, `${t}_lock`]), ...also]), found };
 }
 
 async function migrationTables(knex, client) {
@@ -201,12 +218,17 @@ async function readTarget(target, secrets) {
       return { id: target.id, error: noSchema };
     }
     const tables = {};
-    const { existing, found } = await tablesOf(knex, config.client, target.tables, Boolean(target.migrationTables));
+    // The sources table is asked about in the query that already looks for the tables, never on its own:
+    // where that takes a query per table (MySQL), it is not looked for.
+    const sources = config.client === 'pg' || EXISTING_TABLES[config.client] ? target.sourcesTable : undefined;
+    const everySet = Boolean(target.migrationTables);
+    const { existing, found } = await tablesOf(knex, config.client, target.tables, everySet, sources);
     const names = [...new Set([...target.tables, ...(found || [])])];
     for (const table of names) {
       tables[table] = await readTable(knex, table, existing);
     }
     const result = { id: target.id, tables };
+    if (sources && existing.has(sources)) result.sources = await readSources(knex, sources);
     if (found) result.migrationTables = found;
     if (target.sessions) result.sessions = await backendSessions(knex);
     return result;
