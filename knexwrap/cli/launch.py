@@ -91,11 +91,19 @@ def _prestart(args: list[str]) -> None:
         return  # the normal path reports a missing knex as it always does
     client = _option(args, "--client") or os.environ.get("KNEXWRAP_CLIENT") or "pg"  # knexwrap's default
     preload = client if client in _DRIVERS else None  # an alias may mean another driver to knex
-    prestart.start(project, knex_js, preload, None if "--json" in args else _import_renderer)
+    prestart.start(project, knex_js, preload, lambda: _import_while_reading(project, "--json" not in args))
 
 
-def _import_renderer() -> None:
-    """Imported while the reader queries (Python is idle then): the table renderer and tabulate."""
-    import tabulate  # noqa: F401
+def _import_while_reading(project: str, renders: bool) -> None:
+    """Imported while the reader queries (Python is idle then): the drift check, with the archive and journal
+    where the state folder exists (statedir.where), and the table renderer with tabulate unless --json."""
+    from pathlib import Path  # imported long before: the normal path's modules use it
 
-    from . import text  # noqa: F401
+    from ..upgrade import drift, statedir  # noqa: F401
+
+    if statedir.where(Path(project)).is_dir():
+        from ..upgrade import archive, journal  # noqa: F401
+    if renders:
+        import tabulate  # noqa: F401
+
+        from . import fit, text  # noqa: F401

@@ -197,7 +197,9 @@ async function migrationTables(knex, client) {
   return rows.map(r => r.name ?? r.NAME ?? r.TABLE_NAME).sort();
 }
 
-async function readTarget(target, secrets) {
+// One target's answer. Closing its connection takes a few ms more (PostgreSQL: Terminate, then the socket): that
+// is pushed to CLOSES for the caller to await when it must (before opening another connection, or before exiting).
+async function readTarget(target, secrets, closes) {
   const config = withBackendSettings({ ...target.config, pool: { min: 0, max: 1 } });
   const password = target.passwordEnv ? secrets[target.passwordEnv] : undefined;
   if (password !== undefined && config.connection) {
@@ -235,16 +237,16 @@ async function readTarget(target, secrets) {
   } catch (err) {
     return { id: target.id, error: { code: err.code ? String(err.code) : null, message: String(err.message || err) } };
   } finally {
-    await knex.destroy();
     process.stderr.write(`done ${target.id}\n`);
+    closes.push(knex.destroy().catch(() => {}));
   }
 }
 
 // Each database has its own limit: a server that accepts and never answers is that target's error, and
 // every other target is still reported. knex's own acquire timeout does not cover a connection that
 // opened and then went silent, and destroying such a knex instance can hang as well.
-function limited(target, secrets, seconds) {
-  if (!seconds) return readTarget(target, secrets);
+function limited(target, secrets, seconds, closes) {
+  if (!seconds) return readTarget(target, secrets, closes);
   const where = target.config.connection && target.config.connection.host
     ? `${target.config.connection.host}:${target.config.connection.port || ''}`.replace(/:$/, '')
     : 'the database';
@@ -255,22 +257,31 @@ function limited(target, secrets, seconds) {
       resolve({ id: target.id, error: { code: 'ETIMEDOUT', message: `no answer from ${where} within ${seconds} s` } });
     }, seconds * 1000);
   });
-  return Promise.race([readTarget(target, secrets), expired]).finally(() => clearTimeout(timer));
+  return Promise.race([readTarget(target, secrets, closes), expired]).finally(() => clearTimeout(timer));
 }
 
 // Every target, CONCURRENCY at a time (each under its own limit), the results in the order of the targets.
-async function readAll(targets, secrets, seconds) {
+// CLOSING gets the closing of the last connections, which the answer need not wait for.
+async function readAll(targets, secrets, seconds, closing) {
   const results = new Array(targets.length);
   let next = 0;
   async function worker() {
     while (next < targets.length) {
       const index = next++;
-      results[index] = await limited(targets[index], secrets, seconds);
+      const closes = [];
+      results[index] = await limited(targets[index], secrets, seconds, closes);
+      // Closed before this worker opens the next one: never more than CONCURRENCY connections at once.
+      if (next < targets.length) await Promise.all(closes);
+      else closing.push(...closes);
     }
   }
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, targets.length) }, worker));
   return results;
 }
+
+// The answer is written before the last connections are closed; the exit waits for them, at most CLOSE_WAIT ms
+// (a server that went silent must not keep the reader alive: knexwrap reaps or stops it).
+const CLOSE_WAIT = 1000;
 
 async function main() {
   const pending = readRequest();
@@ -280,8 +291,12 @@ async function main() {
   if (!arrived) preloadDriver(process.env.KNEXWRAP_PRELOAD); // idle until the request comes: use the wait
   const request = await pending;
   if (request === null) return;
-  const results = await readAll(request.targets, request.secrets || {}, Number(request.limit || 0));
-  process.stdout.write(JSON.stringify(results) + '\n', () => process.exit(0)); // never wait on a silent socket
+  const closing = [];
+  const results = await readAll(request.targets, request.secrets || {}, Number(request.limit || 0), closing);
+  const waited = new Promise(resolve => setTimeout(resolve, CLOSE_WAIT).unref());
+  process.stdout.write(JSON.stringify(results) + '\n', () =>
+    Promise.race([Promise.all(closing), waited]).then(() => process.exit(0)),
+  );
 }
 
 main().catch(err => {
