@@ -8,7 +8,7 @@ in interleaved rounds:
 - knexwrap status of the 10-plugin install, and of the 50-plugin install.
 Targets: 10 x 3 at most 0.10x the raw sequence; 50 x 3 at most 2.5x the time of 10 x 3.
 
-    .venv/bin/python bench/bench_install.py [--rounds 3]
+    .venv/bin/python bench/bench_install.py [--rounds 5]
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def list_calls(project: Path, database: str, n: int) -> list[list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     rounds = parser.parse_args().rounds
     run_id = uuid.uuid4().hex[:6]
     template, small, large = f"kwbench_{run_id}_t", f"kwbench_{run_id}_s_", f"kwbench_{run_id}_l_"
