@@ -235,6 +235,9 @@ async function readTarget(target, secrets, closes) {
     if (target.sessions) result.sessions = await backendSessions(knex);
     return result;
   } catch (err) {
+    // Closed before the error is given: a server that accepted the connection and went silent keeps destroy()
+    // waiting, and the target's limit (limited()) then says so, rather than knex's pool timeout.
+    await knex.destroy();
     return { id: target.id, error: { code: err.code ? String(err.code) : null, message: String(err.message || err) } };
   } finally {
     process.stderr.write(`done ${target.id}\n`);
@@ -253,6 +256,7 @@ function limited(target, secrets, seconds, closes) {
   let timer;
   const expired = new Promise(resolve => {
     timer = setTimeout(() => {
+      run.silent = true;
       process.stderr.write(`done ${target.id}\n`);
       resolve({ id: target.id, error: { code: 'ETIMEDOUT', message: `no answer from ${where} within ${seconds} s` } });
     }, seconds * 1000);
@@ -279,9 +283,17 @@ async function readAll(targets, secrets, seconds, closing) {
   return results;
 }
 
-// The answer is written before the last connections are closed; the exit waits for them, at most CLOSE_WAIT ms
-// (a server that went silent must not keep the reader alive: knexwrap reaps or stops it).
+// The answer is written before the last connections are closed; the exit waits for them, at most CLOSE_WAIT ms,
+// and not at all once a server went silent (its connection may never close, and may fail later on its own).
 const CLOSE_WAIT = 1000;
+const run = { answered: false, silent: false };
+
+// Once the answer is out, a connection failing on its own (a silent server's, late) changes nothing of it.
+process.on('unhandledRejection', reason => {
+  if (run.answered) return;
+  process.stderr.write(`${(reason && reason.stack) || reason}\n`);
+  process.exit(1);
+});
 
 async function main() {
   const pending = readRequest();
@@ -293,7 +305,8 @@ async function main() {
   if (request === null) return;
   const closing = [];
   const results = await readAll(request.targets, request.secrets || {}, Number(request.limit || 0), closing);
-  const waited = new Promise(resolve => setTimeout(resolve, CLOSE_WAIT).unref());
+  const waited = new Promise(resolve => setTimeout(resolve, run.silent ? 0 : CLOSE_WAIT).unref());
+  run.answered = true;
   process.stdout.write(JSON.stringify(results) + '\n', () =>
     Promise.race([Promise.all(closing), waited]).then(() => process.exit(0)),
   );
