@@ -61,13 +61,17 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
     prefix = unique_name("kw_sources") + "_"
     name = f"{prefix}notes"
     create_database(pg, name)
+
+    def pg_sql(sql: str) -> None:
+        psql_rows(pg, name, sql)
+
     try:
         yield Db(
             ["--prefix", prefix],
             dict(pg_env(pg)),
             {"client": "pg", "connection": pg.url(name)},
             lambda sql: psql_rows(pg, name, sql),
-            lambda sql: psql_rows(pg, name, sql) and None,
+            pg_sql,
         )
     finally:
         drop_database(pg, name)
