@@ -23,7 +23,12 @@ from test_archive_trust import EXTRA, FIRST, extra
 from test_downgrade_more import NOTES, NOTES_FILES, plugin_package
 from test_drift import store_sources
 
+from knexwrap import errors
+from knexwrap.config import connection as conn
 from knexwrap.install import sets
+from knexwrap.state import whole
+from knexwrap.upgrade import downgrade
+from knexwrap.upgrade import plan as planning
 
 STORED = extra("stored")
 
@@ -43,19 +48,23 @@ class Db:
     execute: Callable[[str], None]
 
 
+def sqlite_db(tmp_path: Path) -> Db:
+    path = tmp_path / "sqlite" / "notes.sqlite"
+    path.parent.mkdir()
+
+    def run_sql(sql: str) -> None:
+        with sqlite3.connect(path) as conn:
+            conn.execute(sql)
+
+    config = {"client": "better-sqlite3", "connection": {"filename": str(path)}, "useNullAsDefault": True}
+    opts = ["--client", "better-sqlite3", "--sqlite-dir", str(path.parent)]
+    return Db(opts, {}, config, lambda sql: sqlite_rows(path, sql), run_sql)
+
+
 @pytest.fixture(params=["pg", "better-sqlite3"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
     if request.param == "better-sqlite3":
-        path = tmp_path / "sqlite" / "notes.sqlite"
-        path.parent.mkdir()
-
-        def run_sql(sql: str) -> None:
-            with sqlite3.connect(path) as conn:
-                conn.execute(sql)
-
-        config = {"client": "better-sqlite3", "connection": {"filename": str(path)}, "useNullAsDefault": True}
-        opts = ["--client", "better-sqlite3", "--sqlite-dir", str(path.parent)]
-        yield Db(opts, {}, config, lambda sql: sqlite_rows(path, sql), run_sql)
+        yield sqlite_db(tmp_path)
         return
     pg: PgServer = request.getfixturevalue("pg")
     prefix = unique_name("kw_sources") + "_"
@@ -165,3 +174,27 @@ def test_the_archive_wins_when_it_has_the_file(db: Db, tmp_path: Path) -> None:
     assert done.code == 0, done.err
     assert which(db) == ["archived"]
     assert names(db) == [FIRST]
+
+
+def test_a_stored_source_changed_after_the_plan_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """Plan-is-the-run: the table is read again right before knex runs; a source that is no longer the one the
+    plan showed (here: rewritten with a checksum of its own that verifies) stops the downgrade, nothing changed."""
+    db, data = sqlite_db(tmp_path), tmp_path / "sqlite"
+    path = data / "notes.sqlite"
+    project = backend_applied(make_project(tmp_path / "backstage", {}), db, NOTES_FILES)
+    extra_by_a_backend(db)
+    store_sources(project, db.config, [(EXTRA[:-3], STORED, None)])
+    sets.discover_all.cache_clear()
+    p = whole.plan(conn.Options(client="better-sqlite3", sqlite_dir=str(data)), str(project))
+    planned = planning.plan(p, to=str(project), timeout=30)
+    assert [s.files_from for s in planned.changes] == ["backstage_migration_sources"]
+
+    other = extra("other")
+    with sqlite3.connect(path) as conn_:
+        conn_.execute(
+            "update backstage_migration_sources_notes set source_content = ?, checksum = ?", (other, sha(other))
+        )
+    with pytest.raises(errors.StateChanged, match=f"stored source of {EXTRA} .* is gone or changed since the plan"):
+        downgrade.execute(planned, p, timeout=30)
+    assert names(db) == [FIRST, EXTRA]
+    assert not (project / ".knexwrap" / "backups").exists() or not any((project / ".knexwrap" / "backups").iterdir())

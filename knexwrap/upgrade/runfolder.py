@@ -13,7 +13,8 @@ versions (or, for a shared set, other packages) had, in `<project>/.knexwrap/run
 Which content of a name: the one the journal records as applied (PREFER), else the one installed last
 of the newest version. Every file is checked against the sha256 its archived copy is named by before it
 is written, so a changed copy is refused, named, whatever an index says. The folder's marker is written
-first: a build cut short is recognised as knexwrap's own and rebuilt.
+first: a build cut short is recognised as knexwrap's own and rebuilt. A recorded name the archive lacks may
+come from Backstage's stored sources instead (upgrade/stored.py, verified there): CommonJS, as Backstage runs them.
 """
 
 from __future__ import annotations
