@@ -198,3 +198,29 @@ def test_a_stored_source_changed_after_the_plan_is_refused_before_anything_runs(
         downgrade.execute(planned, p, timeout=30)
     assert names(db) == [FIRST, EXTRA]
     assert not (project / ".knexwrap" / "backups").exists() or not any((project / ".knexwrap" / "backups").iterdir())
+
+
+def test_stored_sources_are_not_used_in_an_es_module_package(tmp_path: Path) -> None:
+    """Backstage runs a stored source as CommonJS: a `.js` file in an ES module package's folder would be
+    loaded as an ES module, so the plan does not use it and says why."""
+    db = sqlite_db(tmp_path)
+    project = make_project(tmp_path / "backstage", {})
+    esm = {FIRST: "export async function up(knex) { await knex.schema.createTable('notes', t => t.text('v')); }\n"}
+    esm[FIRST] += "export async function down(knex) { await knex.schema.dropTable('notes'); }\n"
+    folder = plugin_package(project, NOTES, "notes", "0.1.0", esm)
+    manifest = folder.parent / "package.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "type": "module"}))
+    applied = run(project, db, "latest", "notes", "--yes")
+    assert applied.code == 0, applied.err
+    extra_by_a_backend(db)
+    store_sources(project, db.config, [(EXTRA[:-3], STORED, None)])
+
+    plan = run(project, db, "plan", "--to", str(project), "--json")
+    [one] = plan.json()["sets"]
+    assert (one["files_from"], one["missing_files"], one["stored_sources"]) == ("none", [EXTRA], [])
+    assert [n for n in plan.json()["notes"] if EXTRA in n or "Backstage" in n] == [
+        f"{where(one)} knex_migrations: {NOTES} is an ES module package: Backstage's stored CommonJS sources "
+        "cannot run in its folder: not used"
+    ]
+    assert run(project, db, "downgrade", "--to", str(project), "--yes").code == 3
+    assert names(db) == [FIRST, EXTRA]

@@ -165,10 +165,6 @@ def _from_stored(p: install.Plan, one: SetPlan, absent: tuple[str, ...], timeout
     ]
     if set(found.files) != set(absent):
         return one
-    notes += [
-        f"{where}: {f.name} from Backstage's stored migration sources (sha256 {f.sha256[:12]}, checksum verified)"
-        for f in found.shas()
-    ]
     return replace(one, files_from=stored.FROM, stored_sources=found.shas())
 
 
@@ -197,6 +193,10 @@ def _sourced(one: SetPlan, p: install.Plan, timeout: float, notes: list[str]) ->
             return replace(one, files_from="none", missing_files=absent, stored_sources=())
     except errors.KnexwrapError as damaged:
         notes.append(f"{where}: {damaged.message}")
+    notes += [
+        f"{where}: {f.name} from Backstage's stored migration sources (sha256 {f.sha256[:12]}, checksum verified)"
+        for f in one.stored_sources
+    ]
     return one
 
 
