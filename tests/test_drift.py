@@ -101,7 +101,8 @@ def test_two_pinned_versions_status_plan_and_doctor_flag_the_changed_file(projec
         "file_sha256": sha(V2),
         "changed": True,
     }
-    assert "applied_sha256" not in rows[1]  # applied before the archive saw it: unknown
+    unknown = {"applied_sha256": None, "applied_sha256_from": "unknown", "changed": False}
+    assert {k: rows[1][k] for k in unknown} == unknown and "file_sha256" not in rows[1]  # before the archive
 
     whole = knexwrap("status", *opts, cwd=project)
     assert f"notes.sqlite knex_migrations: {flagged(NOTES, V2, V1, 'the archive, the content installed then')}\n" in (
@@ -212,7 +213,8 @@ def test_nothing_known_is_unknown_and_not_flagged(project: Path, tmp_path: Path)
         "1 applied, 0 pending, 0 missing; current version 20240101000000\n"
     )
     row = knexwrap("status", "notes", *opts, "--json", cwd=project).json()["migrations"][0]
-    assert set(row) == {"name", "state", "batch", "migration_time"}
+    assert set(row) == {"name", "state", "batch", "migration_time", "applied_sha256", "applied_sha256_from", "changed"}
+    assert (row["applied_sha256"], row["applied_sha256_from"], row["changed"]) == (None, "unknown", False)
     assert knexwrap("doctor", *opts, "--json", cwd=project).json()["findings"] == []
 
 
@@ -295,7 +297,7 @@ def test_backstage_stored_sources_are_the_applied_content(
     assert status.out.endswith(flagged(NOTES, V2, V1, "Backstage's stored migration sources") + "\n")
     rows = knexwrap("status", "notes", *opts, "--json", cwd=project, env=env).json()["migrations"]
     assert (rows[0]["applied_sha256_from"], rows[0]["applied_sha256"]) == ("backstage_migration_sources", sha(V1))
-    assert "applied_sha256" not in rows[1]  # its stored checksum is not its text's: not used
+    assert rows[1]["applied_sha256_from"] == "unknown"  # its stored checksum is not its text's: not used
     if client == "pg":
         assert psql_rows(
             request.getfixturevalue("pg"), db, "select count(*) from backstage_migration_sources_notes"
@@ -320,4 +322,4 @@ def test_an_index_written_before_first_seen_times_is_read_and_says_nothing(proje
         db.execute("update knex_migrations set migration_time = ?", ("2999-01-01 00:00:00.000",))
     (folder / NOTES).write_text(V2)
     row = knexwrap("status", "notes", *opts, "--json", cwd=project).json()["migrations"][0]
-    assert set(row) == {"name", "state", "batch", "migration_time"}
+    assert (row["applied_sha256"], row["applied_sha256_from"]) == (None, "unknown")

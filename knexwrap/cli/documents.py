@@ -71,8 +71,10 @@ def document(result: Any, command: str | None = None) -> dict[str, Any]:
 
 
 def _drift(value: Any) -> Any:
-    """A migration's Drift becomes its own keys (applied_sha256, applied_sha256_from, file_sha256, changed),
-    present only where the applied content is known: a migration without them is `unknown`."""
+    """A migration's Drift becomes its own keys (applied_sha256, applied_sha256_from, file_sha256, changed).
+    A recorded migration whose applied content nothing knows says so (the issue's "else `unknown`"):
+    applied_sha256 null, applied_sha256_from "unknown", changed false (nothing to compare), no file_sha256
+    (status hashes no file it cannot compare). A pending one has none of these keys: nothing was applied."""
     if isinstance(value, list):
         return [_drift(v) for v in value]
     if not isinstance(value, dict):
@@ -82,6 +84,8 @@ def _drift(value: Any) -> Any:
     if isinstance(found, dict):
         changed = found["file_sha256"] is not None and found["file_sha256"] != found["applied_sha256"]
         flat.update(found, changed=changed)
+    elif "drift" in value and value.get("state") != "pending":
+        flat.update(applied_sha256=None, applied_sha256_from="unknown", changed=False)
     return flat
 
 

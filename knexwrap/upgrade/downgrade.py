@@ -19,7 +19,7 @@ from ..knex import events, parse
 from ..knex.node import Node
 from ..state import whole as install
 from ..state.plugin import Target, read_state, reader_entry
-from . import archive, backup, interrupt, journal, lock, runfolder
+from . import archive, backup, interrupt, journal, lock, runfolder, stored
 from .plan import DowngradePlan, SetPlan
 from .target import Destination
 
@@ -93,7 +93,9 @@ def _refuse_changed_archive(plan: DowngradePlan, p: install.Plan) -> None:
     root = archive.default_root(p.project)
     for one in (one for one in plan.changes if one.files_from != "install"):
         prefer = journal.applied_hashes(p.project, one.table, one.recorded)
-        for name, sha in runfolder.choose(root, (one.table, str(one.package)), one.recorded, prefer).files.items():
+        names = [n for n in one.recorded if n not in {f.name for f in one.stored_sources}]
+        choice = runfolder.archived_choice(root, (one.table, str(one.package)), names, prefer)
+        for name, sha in (choice.files if choice else {}).items():
             runfolder.checked(root, name, sha)
 
 
@@ -102,15 +104,17 @@ def _connections(p: install.Plan, plan: DowngradePlan) -> dict[str, conn.Connect
 
 
 def set_target(p: install.Plan, one: SetPlan, node: Node) -> Target:
-    """The Target knex reverts ONE with: the installed folder, or one built from the archive (--sql uses it too)."""
+    """The Target knex reverts ONE with: the installed folder, or one built from the archive and Backstage's
+    stored sources, each read and verified again now, right before knex runs (--sql uses it too)."""
     directory = one.directory
     if one.files_from != "install":
         # The code was swapped back already: knex gets a folder built from the archive, inside the
         # project so that the archived files' require() calls still find node_modules.
         key = (one.table, str(one.package))
         prefer = journal.applied_hashes(p.project, one.table, one.recorded)  # run what was applied
+        texts = stored.for_run(p, one.plugin, one.table, one.stored_sources, node.timeout) if one.stored_sources else {}
         built = runfolder.materialize(
-            archive.default_root(p.project), key, one.recorded, runfolder.run_folder(p.project, key), prefer
+            archive.default_root(p.project), key, one.recorded, runfolder.run_folder(p.project, key), prefer, texts
         )
         directory = str(built)
     migrations = sets.MigrationSet(one.plugin, one.package, one.version_now, directory, one.table)

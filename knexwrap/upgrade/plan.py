@@ -15,7 +15,7 @@ from ..install import sets
 from ..state import read as st
 from ..state import report
 from ..state import whole as install
-from . import archive, backup, journal, runfolder, snapshot
+from . import archive, backup, journal, runfolder, snapshot, stored
 from .target import Destination, Key, TargetInstall, folder_target
 
 
@@ -49,7 +49,9 @@ class SetPlan:
     revert: tuple[str, ...]  # newest first: the order they must be reverted in
     applies_on_start: tuple[str, ...]  # what the target applies when it starts
     without_transaction: tuple[str, ...]  # files to revert that opt out of a transaction
-    files_from: str  # "install" (the installed folder has them), "archive", or "none": some file no source has
+    # "install" (the installed folder has them), "archive", "backstage_migration_sources" (the archive, and
+    # Backstage's stored sources for stored_sources), or "none": some file no source has
+    files_from: str
     recorded: tuple[str, ...]  # every migration the database records for the set, in id order
     locked: bool
     directory: str  # the installed folder of the set
@@ -58,6 +60,7 @@ class SetPlan:
     target_files: tuple[str, ...] = ()  # the target's files of the set, to verify against afterwards
     changed: tuple[Changed, ...] = ()  # recorded migrations whose file is not the content that was applied
     differs_in_target: tuple[Differs, ...] = ()  # recorded migrations the target keeps with other content
+    stored_sources: tuple[stored.StoredFile, ...] = ()  # files the archive lacks, from Backstage's table
 
 
 @dataclass(frozen=True)
@@ -150,21 +153,50 @@ def _differs(project: Path, one: SetPlan) -> SetPlan:
     return replace(one, differs_in_target=tuple(found)) if found else one
 
 
-def _sourced(one: SetPlan, project: Path, notes: list[str]) -> SetPlan:
+def _from_stored(p: install.Plan, one: SetPlan, absent: tuple[str, ...], timeout: float, notes: list[str]) -> SetPlan:
+    """ONE with the ABSENT files Backstage's stored sources hold, verified (stored.py), when they are all there;
+    a stored source whose checksum does not verify is never used, and said so in NOTES."""
+    if one.plugin not in p.databases:
+        return one
+    found = stored.read(p, one.plugin, one.table, absent, timeout)
+    where = f"{one.database} {one.table}"
+    notes += [
+        f"{where}: Backstage's stored source of {n} does not hash to its checksum: not used" for n in found.refused
+    ]
+    if set(found.files) != set(absent):
+        return one
+    return replace(one, files_from=stored.FROM, stored_sources=found.shas())
+
+
+def _sourced(one: SetPlan, p: install.Plan, timeout: float, notes: list[str]) -> SetPlan:
     """Where the files of a set whose installed folder lacks some will come from, truthfully: the archive
-    when it has every recorded one (each name's content as the run will choose it, said in NOTES), else none."""
+    when it has every recorded one (each name's content as the run will choose it, said in NOTES), the archive
+    and Backstage's stored sources for the names only they hold, else none."""
     if one.files_from == "install" or not one.revert:
         return one
-    root, key = archive.default_root(project), (one.table, str(one.package))
+    root, key, where = archive.default_root(p.project), (one.table, str(one.package)), f"{one.database} {one.table}"
     absent = runfolder.missing(root, key, one.recorded)
-    if absent:
-        notes.append(f"{one.database} {one.table}: no source has {', '.join(absent)} (neither install nor archive)")
+    one = _from_stored(p, one, absent, timeout, notes) if absent else one
+    if absent and not one.stored_sources:
+        notes.append(f"{where}: no source has {', '.join(absent)} (neither install nor archive)")
         return replace(one, files_from="none", missing_files=absent)
     try:
-        prefer = journal.applied_hashes(project, one.table, one.recorded)
-        notes += [f"{one.database} {one.table}: {n}" for n in runfolder.choose(root, key, one.recorded, prefer).notes]
+        prefer = journal.applied_hashes(p.project, one.table, one.recorded)
+        names = [n for n in one.recorded if n not in absent]
+        choice = runfolder.archived_choice(root, key, names, prefer)
+        notes += [f"{where}: {n}" for n in (choice.notes if choice else ())]
+        if choice is not None and one.stored_sources and choice.newest.module_type == "module":
+            notes.append(
+                f"{where}: {one.package} is an ES module package: Backstage's stored CommonJS sources "
+                "cannot run in its folder: not used"
+            )
+            return replace(one, files_from="none", missing_files=absent, stored_sources=())
     except errors.KnexwrapError as damaged:
-        notes.append(f"{one.database} {one.table}: {damaged.message}")
+        notes.append(f"{where}: {damaged.message}")
+    notes += [
+        f"{where}: {f.name} from Backstage's stored migration sources (sha256 {f.sha256[:12]}, checksum verified)"
+        for f in one.stored_sources
+    ]
     return one
 
 
@@ -195,7 +227,7 @@ def plan(p: install.Plan, *, to: str, timeout: float) -> DowngradePlan:
             else:
                 planned.append(one)
     notes += _keep_installed_files(project)  # after a successful plan, like the commands that change
-    planned = [_differs(project, _sourced(one, project, notes)) for one in planned]
+    planned = [_differs(project, _sourced(one, p, timeout, notes)) for one in planned]
     changed = dict.fromkeys(s.plugin for s in planned if s.revert)
     space = tuple(backup.space(p.databases[plugin], project) for plugin in changed)
     return DowngradePlan(target.to, tuple(planned), tuple(notes), space)

@@ -13,7 +13,8 @@ versions (or, for a shared set, other packages) had, in `<project>/.knexwrap/run
 Which content of a name: the one the journal records as applied (PREFER), else the one installed last
 of the newest version. Every file is checked against the sha256 its archived copy is named by before it
 is written, so a changed copy is refused, named, whatever an index says. The folder's marker is written
-first: a build cut short is recognised as knexwrap's own and rebuilt.
+first: a build cut short is recognised as knexwrap's own and rebuilt. A recorded name the archive lacks may
+come from Backstage's stored sources instead (upgrade/stored.py, verified there): CommonJS, as Backstage runs them.
 """
 
 from __future__ import annotations
@@ -130,30 +131,71 @@ def checked(root: Path, name: str, sha: str) -> bytes:
     return data
 
 
-def _fill(root: Path, chosen: Mapping[str, str], dest: Path, marker: dict[str, Any]) -> None:
+def _fill(
+    root: Path, chosen: Mapping[str, str], dest: Path, marker: dict[str, Any], stored: Mapping[str, bytes]
+) -> None:
     # The marker first: an interrupted build is still recognisably knexwrap's, and rebuilt next time.
     statedir.write_private(dest / "package.json", (json.dumps(marker, indent=2) + "\n").encode())
     for name, sha in sorted(chosen.items()):
-        statedir.write_private(dest / name, checked(root, name, sha))
+        if name not in stored:
+            statedir.write_private(dest / name, checked(root, name, sha))
+    for name, data in sorted(stored.items()):
+        statedir.write_private(dest / name, data)
 
 
-def build(root: Path, key: SetKey, chosen: Mapping[str, str], module_type: str, dest: Path) -> Path:
-    """DEST filled with CHOSEN (name -> sha256), each checked against its hash; ConfigError naming a bad one."""
+def build(
+    root: Path,
+    key: SetKey,
+    chosen: Mapping[str, str],
+    module_type: str,
+    dest: Path,
+    stored: Mapping[str, bytes] | None = None,
+) -> Path:
+    """DEST filled with CHOSEN (name -> sha256), each checked against its hash, and STORED (name -> content
+    of Backstage's stored sources, checked by upgrade/stored.py); ConfigError naming a bad one."""
+    marker = {"private": True, "type": module_type, "knexwrap": {"materialized": list(key)}}
     try:
         _prepare(dest)
-        _fill(root, chosen, dest, {"private": True, "type": module_type, "knexwrap": {"materialized": list(key)}})
+        _fill(root, chosen, dest, marker, stored or {})
     except OSError as exc:
         raise errors.ConfigError(f"cannot build the migrations folder {dest}: {exc}") from exc
     return dest
 
 
+def archived_choice(
+    root: Path, key: SetKey, names: Iterable[str], prefer: Mapping[str, str] | None = None
+) -> Choice | None:
+    """`choose`, or None when nothing of the set can be read from the archive and no NAMES are wanted from it
+    (every recorded file comes from Backstage's stored sources). Raises as `choose` otherwise."""
+    wanted = list(names)
+    try:
+        return choose(root, key, wanted, prefer)
+    except errors.ConfigError:
+        if wanted:
+            raise
+        return None  # nothing of the set archived (or a damaged index): the folder is the stored sources alone
+
+
 def materialize(
-    root: Path, key: SetKey, names: Iterable[str], dest: Path, prefer: Mapping[str, str] | None = None
+    root: Path,
+    key: SetKey,
+    names: Iterable[str],
+    dest: Path,
+    prefer: Mapping[str, str] | None = None,
+    stored: Mapping[str, bytes] | None = None,
 ) -> Path:
     """A folder knex can revert from: every archived file of the set, checked against `names`
-    (the migrations the database records: knex refuses a folder missing any of them)."""
-    choice = choose(root, key, names, prefer)
-    return build(root, key, choice.files, choice.newest.module_type, dest)
+    (the migrations the database records: knex refuses a folder missing any of them), with STORED (name ->
+    Backstage's stored CommonJS source) for the names the archive lacks: the folder is then CommonJS."""
+    stored = stored or {}
+    choice = archived_choice(root, key, [n for n in names if n not in stored], prefer)
+    module_type = choice.newest.module_type if choice else "commonjs"
+    if stored and module_type == "module":
+        raise errors.ConfigError(
+            f"{key[1]} is an ES module package: Backstage's stored sources ({', '.join(sorted(stored))}) are "
+            "CommonJS and cannot run in its folder"
+        )
+    return build(root, key, choice.files if choice else {}, module_type, dest, stored)
 
 
 def exact(root: Path, key: SetKey, version: str | None, names: Iterable[str], dest: Path) -> Path:

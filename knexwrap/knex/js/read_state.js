@@ -7,7 +7,8 @@
 //   KNEXWRAP_PRELOAD (environment)  optional: a knex client whose driver to load while waiting for the request
 //   stdin: one JSON request {"targets": [{"id", "config", "tables", "passwordEnv"?, "listDatabases"?,
 //          "migrationTables"? (also list and read every table of knex's migrations shape),
-//          "sourcesTable"? (Backstage's backstage_migration_sources_<pluginId>: read it where it exists)}],
+//          "sourcesTable"? (Backstage's backstage_migration_sources_<pluginId>: read it where it exists),
+//          "sourceContent"? (with each stored source's text)}],
 //          "secrets": {name: password}, "limit"?: seconds per database}; a target's password is
 //          secrets[passwordEnv]. An empty stdin (the parent gave up before asking: knexwrap's launcher
 //          starts this early) means: exit, read nothing.
@@ -78,9 +79,10 @@ async function existingTables(knex, client, names) {
 }
 
 // Backstage's stored migration sources (backend-defaults MigrationStorage): one row per (table_name,
-// migration_name) with the source text and its sha256 "checksum". Only the checksum leaves: whether it is
-// the sha256 of the stored text is checked here, as Backstage computes it (of the text as UTF-8).
-async function readSources(knex, table) {
+// migration_name) with the source text and its sha256 "checksum". Whether the checksum is the sha256 of the
+// stored text is checked here, as Backstage computes it (of the text as UTF-8). The text itself leaves only
+// when asked for (WITH_CONTENT: a downgrade's files, upgrade/stored.py, which checks it again).
+async function readSources(knex, table, withContent) {
   const { createHash } = require('crypto');
   const rows = await knex(table).select('table_name', 'migration_name', 'checksum', 'source_content').orderBy('id');
   return rows.map(r => ({
@@ -88,6 +90,7 @@ async function readSources(knex, table) {
     name: r.migration_name,
     checksum: r.checksum,
     verified: createHash('sha256').update(String(r.source_content)).digest('hex') === r.checksum,
+    ...(withContent ? { content: String(r.source_content) } : {}),
   }));
 }
 
@@ -230,7 +233,7 @@ async function readTarget(target, secrets, closes) {
       tables[table] = await readTable(knex, table, existing);
     }
     const result = { id: target.id, tables };
-    if (sources && existing.has(sources)) result.sources = await readSources(knex, sources);
+    if (sources && existing.has(sources)) result.sources = await readSources(knex, sources, target.sourceContent);
     if (found) result.migrationTables = found;
     if (target.sessions) result.sessions = await backendSessions(knex);
     return result;
