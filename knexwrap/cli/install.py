@@ -70,11 +70,11 @@ NO_BACKUP = click.option("--no-backup", is_flag=True, help="Skip the backup of e
 def before_revert(connection: Any, project: Path, backs_up: bool) -> None:
     """Before the question: refuse a backup that cannot be taken, show the size and free space it needs."""
     from ..upgrade import backup
-    from . import text
+    from . import upgrade_text
 
     if backs_up:
         backup.check_possible(connection)
-        click.echo(text.space_line(backup.space(connection, project)), err=True)
+        click.echo(upgrade_text.space_line(backup.space(connection, project)), err=True)
 
 
 def take_backup(connection: Any, project: Path) -> tuple[str, ...]:

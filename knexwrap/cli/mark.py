@@ -76,7 +76,7 @@ def _backup_folder(target: Any) -> str:
 
 def _show(target: dict[str, Any], planned: MarkPlan, backup_to: str | None) -> None:
     """The row about to be written or removed, on stderr (stdout stays one --json document)."""
-    from .text import where
+    from .tables import where
 
     click.echo(f"About to {_verb(planned.action)}, in {where(target)}:", err=True)
     click.echo(f"  {planned.name}  batch {planned.batch}", err=True)
@@ -105,7 +105,7 @@ def _emit(result: MarkOutcome, as_json: bool, fmt: str) -> None:
 
 def render(result: MarkOutcome) -> str:
     """The outcome for people: where, the row, the backup, and whether anything changed."""
-    from .text import where
+    from .tables import where
 
     row = f"{result.name} (batch {result.batch}{f', {result.migration_time}' if result.migration_time else ''})"
     if result.dry_run:

@@ -88,13 +88,13 @@ def as_text(result: Any, fmt: str, verbose: bool = False) -> str:
 
 def show_plan(target: dict[str, Any], plan: Plan) -> None:
     """The change about to happen, on stderr so that --json stdout stays one document."""
-    from . import text
+    from . import tables
 
-    future, _ = text.VERBS[plan.action]
-    what = "the migration lock" if plan.action == "unlock" else text.count(len(plan.names))
+    future, _ = tables.VERBS[plan.action]
+    what = "the migration lock" if plan.action == "unlock" else tables.count(len(plan.names))
     if plan.creates is not None:
         click.echo(f"About to {plan.creates}, then:", err=True)
-    click.echo(f"About to {future} {what} of {text.where(target)}:", err=True)
+    click.echo(f"About to {future} {what} of {tables.where(target)}:", err=True)
     for name in plan.names:
         click.echo(f"  {name}", err=True)
     for warning in plan.warnings:

@@ -59,7 +59,7 @@ def preview_downgrade(
 ) -> None:
     """plan --sql and downgrade --sql: the plan, then the SQL of its reverts; on stdout when OUT, else stderr."""
     from ..upgrade import preview
-    from . import output, text
+    from . import output, upgrade_text
 
     if mode == "live":
         _agree_to_locks(yes)
@@ -68,7 +68,7 @@ def preview_downgrade(
         click.echo(json.dumps({**output.to_json(plan), "sql": document(previews)["sql"]}, indent=2))
     else:
         # Without OUT the downgrade shows its plan itself, next to its question.
-        plans = [text.downgrade_plan(plan, fmt)] if out else []
+        plans = [upgrade_text.downgrade_plan(plan, fmt)] if out else []
         shown = "\n\n".join([*plans, *(render(r) for r in previews)])
         click.echo(shown, err=not out)
     _stop_if_failed(previews)
@@ -119,7 +119,7 @@ def document(previews: Sequence[Preview], extra: dict[str, Any] | None = None) -
 def render(p: Preview) -> str:
     """The text of one preview: per migration its source, its statements without knex's bookkeeping
     (numbered, bindings beside), what it drops with the live row counts, its notes and failure."""
-    from .text import VERBS, count, where
+    from .tables import VERBS, count, where
 
     verb = VERBS[p.action][0]
     lines = [f"SQL to {verb} {count(len(p.migrations))} of {where(p.target)} (from a {p.method}):"]

@@ -6,29 +6,30 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import tables
+from .tables import APPLIED_FROM, VERBS, count, placed, plural, server_line, table, where
+
 if TYPE_CHECKING:  # for annotations only: rendering a status must not import the downgrade machinery
     from ..state.plugin import Current, Status
     from ..state.report import DatabaseReport, InstallReport, MigrationRow, SetReport
     from ..state.repository import Repository
     from ..state.whole import ConfigReport, SetsReport
-    from ..upgrade.archive import ArchiveResult
-    from ..upgrade.backup import Space
     from ..upgrade.changes import Outcome
-    from ..upgrade.doctor import DoctorReport
-    from ..upgrade.downgrade import DowngradeResult
-    from ..upgrade.plan import DowngradePlan
-    from ..upgrade.restore import RestorePlan, RestoreResult
 
-# The width tables must fit in, for this rendering (set by render(); one rendering per process).
-_WIDTH: int | None = None
-
-VERBS = {"apply": ("apply", "applied"), "revert": ("revert", "reverted"), "unlock": ("release", "released")}
+# Upgrade-day results: their renderers (cli/upgrade_text.py), imported only when one is rendered.
+_UPGRADE = {
+    "DowngradePlan": "downgrade_plan",
+    "DowngradeResult": "downgrade_result",
+    "DoctorReport": "doctor",
+    "ArchiveResult": "archive",
+    "RestorePlan": "restore_plan",
+    "RestoreResult": "restore_result",
+}
 
 
 def render(result: Any, fmt: str, verbose: bool, width: int | None = None) -> str:
     """RESULT for people; tables no wider than WIDTH columns (None: as wide as their values, --wide)."""
-    global _WIDTH
-    _WIDTH = width
+    tables.WIDTH[0] = width
     kind = type(result).__name__
     if kind == "Status":
         return _status(result, fmt, verbose)
@@ -42,13 +43,11 @@ def render(result: Any, fmt: str, verbose: bool, width: int | None = None) -> st
         "Outcome": _outcome,
         "ConfigReport": _config,
         "SetsReport": _sets,
-        "DowngradePlan": downgrade_plan,
-        "DowngradeResult": _downgrade_result,
-        "DoctorReport": _doctor,
-        "ArchiveResult": _archive,
-        "RestorePlan": _restore_plan,
-        "RestoreResult": _restore_result,
     }
+    if kind in _UPGRADE:
+        from . import upgrade_text  # only an upgrade-day result needs those renderers
+
+        renderers[kind] = getattr(upgrade_text, _UPGRADE[kind])
     if kind not in renderers:
         raise TypeError(f"no text rendering for {kind}")
     text: str = renderers[kind](result, fmt)
@@ -57,49 +56,6 @@ def render(result: Any, fmt: str, verbose: bool, width: int | None = None) -> st
 
 def _current(result: Current, fmt: str) -> str:
     return f"{where(result.target)}\ncurrent version: {result.current_version or 'none'}"
-
-
-def plural(n: int, noun: str) -> str:
-    """'1 problem', '2 problems': the count and its noun, in the right number."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def count(n: int) -> str:
-    return plural(n, "migration")
-
-
-def where(target: dict[str, Any]) -> str:
-    plugin = target["plugin"] or "(no plugin)"
-    package = f" ({target['package']})" if target["package"] else ""
-    return f"{plugin}{package} in {target['database']}, table {target['migrations_table']}"
-
-
-def table(rows: list[list[Any]], headers: list[str], fmt: str, shrink: tuple[int, ...] = ()) -> str:
-    """A table within the rendering's width: the SHRINK columns' values shortened in the middle as needed."""
-    from . import fit
-
-    return fit.table(rows, headers, fmt, shrink=shrink, width=_WIDTH)
-
-
-def server_line(servers: list[str | None]) -> list[str]:
-    """The server (or the SQLite files' folder), named once above a table whose rows name only their database."""
-    found = sorted({s for s in servers if s})
-    if len(found) != 1:
-        return []
-    kind = "server" if "://" in found[0] else "folder"
-    return [f"{kind} {found[0]}", ""]
-
-
-def placed(target_text: str) -> tuple[str | None, str]:
-    """(server, database with its schema) of a connection text; a SQLite file is (its folder, its name)."""
-    import os
-
-    from ..config.connection import split_target
-
-    server, database, schema = split_target(target_text)
-    if server is None and os.path.isabs(database):
-        return os.path.dirname(database), os.path.basename(database)
-    return server, f"{database} schema {schema}" if schema else database
 
 
 def _state(m: MigrationRow) -> str:
@@ -113,14 +69,6 @@ def _migrations(report: SetReport, fmt: str, verbose: bool) -> str:
         rows = [[m.name, _state(m), m.batch, m.migration_time] for m in report.migrations]
         return table(rows, ["migration", "state", "batch", "migration_time"], fmt)
     return table([[m.name, _state(m)] for m in report.migrations], ["migration", "state"], fmt)
-
-
-# Where the applied content's hash comes from (state/report.APPLIED_FROM), said to people.
-APPLIED_FROM = {
-    "journal": "knexwrap's journal",
-    "backstage_migration_sources": "Backstage's stored migration sources",
-    "archive": "the archive, the content installed then",
-}
 
 
 def changed_lines(prefix: str, report: SetReport) -> list[str]:
@@ -306,147 +254,6 @@ def _config(result: ConfigReport, fmt: str) -> str:
         if r.knex_config:
             lines.append(f"{r.plugin}: knexConfig {json.dumps(r.knex_config, sort_keys=True)}")
     return "\n".join([*lines, *repository_lines(result.repository)])
-
-
-def downgrade_plan(plan: DowngradePlan, fmt: str) -> str:
-    servers = [placed(s.database)[0] for s in plan.sets]
-    one_server = len(set(servers)) == 1
-    rows = [
-        [
-            placed(s.database)[1] if one_server else s.database,
-            s.table,
-            f"{s.version_now or '?'} -> {s.version_target or '?'}",
-            "\n".join(s.revert) or "-",
-            len(s.applies_on_start),
-            s.files_from if s.revert else "",
-        ]
-        for s in plan.sets
-    ]
-    headers = ["database", "table", "version", "revert (newest first)", "applied at start", "files from"]
-    lines = [f"downgrade to {plan.to}", "", *(server_line(servers) if one_server else [])]
-    # File names are never shortened: they are what the operator is asked to agree to.
-    lines += [table(rows, headers, fmt, shrink=(0, 1, 5)), ""]
-    total = sum(len(s.revert) for s in plan.sets)
-    lines.append(f"{count(total)} to revert in {plural(len(plan.changes), 'migration set')}")
-    for s in plan.changes:
-        lines += [
-            f"warning: {s.database} {n} runs without a transaction: a failure can leave it half done"
-            for n in s.without_transaction
-        ]
-    lines += plan_drift_lines(plan)
-    lines += [f"note: {note}" for note in plan.notes]
-    lines += [space_line(one) for one in plan.space]
-    return "\n".join(lines)
-
-
-def plan_drift_lines(plan: DowngradePlan) -> list[str]:
-    """Files whose content is not the one applied, or not the target's: the down() that runs may not match."""
-    lines = []
-    for s in plan.sets:
-        where = f"{s.database} {s.table}"
-        lines += [
-            f"warning: {where} {c.name} changed since it was applied (sha256 {c.applied_sha256[:12]} from "
-            f"{APPLIED_FROM[c.applied_sha256_from]}, installed {c.file_sha256[:12]}): reverting it runs the "
-            "installed down()"
-            for c in s.changed
-        ]
-        lines += [
-            f"warning: {where} {d.name} differs between {s.package} {s.version_now} (sha256 {d.file_sha256[:12]}) "
-            f"and {s.version_target} (sha256 {d.target_sha256[:12]}): once downgraded, a rollback runs the down() "
-            f"of {s.version_target}, which may not undo the up() that ran"
-            for d in s.differs_in_target
-        ]
-    return lines
-
-
-def space_line(space: Space) -> str:
-    """What a backup before a revert will take, and where it goes: `backup: DB (12.3 MB) to DIR, 4.1 GB free`."""
-    size = f"{size_text(space.size_bytes)}" if space.size_bytes is not None else "size unknown"
-    line = f"backup: {space.database} ({size}) to {space.folder}, {size_text(space.free_bytes)} free"
-    if space.size_bytes is not None and space.size_bytes > space.free_bytes:
-        line += " (warning: less free space than the database takes)"
-    return line
-
-
-def size_text(n: int) -> str:
-    """N bytes for people, in decimal units: 512 bytes, 12.3 MB."""
-    value, unit = float(n), "bytes"
-    for bigger in ("kB", "MB", "GB", "TB"):
-        if value < 1000:
-            break
-        value, unit = value / 1000, bigger
-    return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-
-
-def _restore_plan(plan: RestorePlan, fmt: str) -> str:
-    lines = [
-        f"restore {plan.backup}",
-        f"  taken at {plan.taken_at}, {size_text(plan.bytes)}, sha256 {plan.sha256[:12]}... (checked)",
-        f"  into {plan.into}",
-        f"  replaces {plan.replaces}",
-    ]
-    return "\n".join(lines + [f"note: {note}" for note in plan.notes])
-
-
-def _restore_result(result: RestoreResult, fmt: str) -> str:
-    if result.dry_run or not result.restored:
-        return f"would restore {result.backup} into {result.into} (dry run: nothing was changed)"
-    lines = [f"restored {result.backup} into {result.into}"]
-    if result.backup_before:
-        lines.append(f"backup of the database as it was before: {result.backup_before}")
-    return "\n".join(lines)
-
-
-def _downgrade_result(result: DowngradeResult, fmt: str) -> str:
-    lines = [f"downgrade to {result.to}"]
-    lines += [f"backup: {path}" for path in result.backups]
-    if result.steps:
-        servers = [placed(s.database)[0] for s in result.steps]
-        one_server = len(set(servers)) == 1
-        rows = [
-            [placed(s.database)[1] if one_server else s.database, s.table, s.name, s.status, s.message or ""]
-            for s in result.steps
-        ]
-        headers = ["database", "table", "migration", "result", "message"]
-        lines += server_line(servers) if one_server else []
-        lines.append(table(rows, headers, fmt, shrink=(0, 1, 4)))
-    else:
-        lines.append("nothing to revert")
-    lines += [
-        f"verified with knex migrate:list: {v.database} {v.table}: {len(v.applied)} applied, {len(v.pending)} pending"
-        if v.applied is not None and v.pending is not None
-        else f"{v.database} {v.table}: not verified (the archive lacks the target's files)"
-        for v in result.verified
-    ]
-    return "\n".join(lines)
-
-
-def _doctor(result: DoctorReport, fmt: str) -> str:
-    if not result.findings:
-        return f"no problems found in {result.checked} database x migration set pairs"
-    lines = []
-    for f in result.findings:
-        lines.append(f"{f.problem}: {f.database} {f.table}".rstrip())
-        lines.append(f"  {f.message}")
-        if f.fix:
-            lines.append(f"  fix: {f.fix}")
-    lines.append(f"{plural(len(result.findings), 'problem')} in {result.checked} database x migration set pairs")
-    return "\n".join(lines)
-
-
-def _archive(result: ArchiveResult, fmt: str) -> str:
-    lines = [f"archive {result.root}: {plural(len(result.indexes), 'migration set')}"]
-    lines.append(
-        f"new: {plural(len(result.new_files), 'file')}, {plural(len(result.new_indexes), 'set version')}"
-        if result.new_files or result.new_indexes
-        else "nothing new"
-    )
-    lines += [
-        f"changed in place: {label} (same package version, new content; both contents kept)"
-        for label in result.changed_in_place
-    ]
-    lines += [f"skipped: {why}" for why in result.skipped]
-    return "\n".join(lines)
 
 
 def _sets(result: SetsReport, fmt: str) -> str:
