@@ -94,7 +94,8 @@ def _refuse_changed_archive(plan: DowngradePlan, p: install.Plan) -> None:
     for one in (one for one in plan.changes if one.files_from != "install"):
         prefer = journal.applied_hashes(p.project, one.table, one.recorded)
         names = [n for n in one.recorded if n not in {f.name for f in one.stored_sources}]
-        choice = runfolder.archived_choice(root, (one.table, str(one.package)), names, prefer)
+        key = (one.table, str(one.package))
+        choice = runfolder.archived_choice(root, key, names, prefer, stored=bool(one.stored_sources))
         for name, sha in (choice.files if choice else {}).items():
             runfolder.checked(root, name, sha)
 

@@ -183,7 +183,7 @@ def _sourced(one: SetPlan, p: install.Plan, timeout: float, notes: list[str]) ->
     try:
         prefer = journal.applied_hashes(p.project, one.table, one.recorded)
         names = [n for n in one.recorded if n not in absent]
-        choice = runfolder.archived_choice(root, key, names, prefer)
+        choice = runfolder.archived_choice(root, key, names, prefer, stored=bool(one.stored_sources))
         notes += [f"{where}: {n}" for n in (choice.notes if choice else ())]
         if choice is not None and one.stored_sources and choice.newest.module_type == "module":
             notes.append(

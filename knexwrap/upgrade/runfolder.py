@@ -163,15 +163,15 @@ def build(
 
 
 def archived_choice(
-    root: Path, key: SetKey, names: Iterable[str], prefer: Mapping[str, str] | None = None
+    root: Path, key: SetKey, names: Iterable[str], prefer: Mapping[str, str] | None = None, *, stored: bool = False
 ) -> Choice | None:
-    """`choose`, or None when nothing of the set can be read from the archive and no NAMES are wanted from it
-    (every recorded file comes from Backstage's stored sources). Raises as `choose` otherwise."""
+    """`choose`, or None when nothing of the set can be read from the archive, no NAMES are wanted from it and
+    STORED (every recorded file comes from Backstage's stored sources). Raises as `choose` otherwise."""
     wanted = list(names)
     try:
         return choose(root, key, wanted, prefer)
     except errors.ConfigError:
-        if wanted:
+        if wanted or not stored:
             raise
         return None  # nothing of the set archived (or a damaged index): the folder is the stored sources alone
 
@@ -188,7 +188,7 @@ def materialize(
     (the migrations the database records: knex refuses a folder missing any of them), with STORED (name ->
     Backstage's stored CommonJS source) for the names the archive lacks: the folder is then CommonJS."""
     stored = stored or {}
-    choice = archived_choice(root, key, [n for n in names if n not in stored], prefer)
+    choice = archived_choice(root, key, [n for n in names if n not in stored], prefer, stored=bool(stored))
     module_type = choice.newest.module_type if choice else "commonjs"
     if stored and module_type == "module":
         raise errors.ConfigError(
