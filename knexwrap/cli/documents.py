@@ -119,7 +119,7 @@ def located(target: dict[str, Any]) -> dict[str, Any]:
 
 
 def _split(data: dict[str, Any]) -> dict[str, Any]:
-    from ..config.connection import split_target
+    from ..config.environment import split_target
 
     if not isinstance(data.get("database"), str) or "host" in data or "server" in data:
         return data  # config rows name host and port themselves

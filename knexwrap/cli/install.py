@@ -27,10 +27,10 @@ from .options import change_options, confirm_or_cancel, options_from, target_opt
 @output.output_options
 def config_command(plugin: str | None, as_json: bool, fmt: str, **kw: Any) -> None:
     """Where each plugin's database connection comes from and where it points (password masked)."""
-    from ..state import whole as install
+    from ..state import listing
 
     options, project_dir = options_from(kw), kw.pop("project_dir")
-    result = install.describe(options, project_dir=project_dir, plugin=plugin)
+    result = listing.describe(options, project_dir=project_dir, plugin=plugin)
     output.emit(result, as_json=as_json, fmt=fmt)
 
 
@@ -39,10 +39,10 @@ def config_command(plugin: str | None, as_json: bool, fmt: str, **kw: Any) -> No
 @output.output_options
 def plugins_command(as_json: bool, fmt: str, **kw: Any) -> None:
     """Every installed migration set: plugin id, package, version, folder, table and database."""
-    from ..state import whole as install
+    from ..state import listing
 
     options, project_dir = options_from(kw), kw.pop("project_dir")
-    output.emit(install.list_sets(options, project_dir=project_dir), as_json=as_json, fmt=fmt)
+    output.emit(listing.list_sets(options, project_dir=project_dir), as_json=as_json, fmt=fmt)
 
 
 @click.command("plan")

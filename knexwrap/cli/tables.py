@@ -57,7 +57,7 @@ def placed(target_text: str) -> tuple[str | None, str]:
     """(server, database with its schema) of a connection text; a SQLite file is (its folder, its name)."""
     import os
 
-    from ..config.connection import split_target
+    from ..config.environment import split_target
 
     server, database, schema = split_target(target_text)
     if server is None and os.path.isabs(database):

@@ -10,10 +10,10 @@ from . import tables
 from .tables import APPLIED_FROM, VERBS, count, placed, plural, server_line, table, where
 
 if TYPE_CHECKING:  # for annotations only: rendering a status must not import the downgrade machinery
+    from ..state.listing import ConfigReport, SetsReport
     from ..state.plugin import Current, Status
     from ..state.report import DatabaseReport, InstallReport, MigrationRow, SetReport
     from ..state.repository import Repository
-    from ..state.whole import ConfigReport, SetsReport
     from ..upgrade.changes import Outcome
 
 # Upgrade-day results: their renderers (cli/upgrade_text.py), imported only when one is rendered.

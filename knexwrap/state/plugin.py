@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import errors
 from ..config import connection as conn
+from ..config.environment import load_environment
 from ..install import backend, plugins, sets
 from ..install.sets import MigrationSet
 from ..knex.node import PASSWORD_ENV, Node
@@ -73,7 +74,7 @@ def open_target(
     migrations = plugins.resolve(project, plugin)
     if table:
         migrations = replace(migrations, table=table)
-    env = conn.load_environment(project, options.env_file)
+    env = load_environment(project, options.env_file)
     config = conn.load_config(project, options, env)
     plugin_id = None if migrations.plugin_id == sets.EVERY_PLUGIN else migrations.plugin_id
     connection = conn.build(options, plugin_id, env, config, project)
