@@ -194,11 +194,11 @@ def _one_name(name: str | None, to: str | None) -> str | None:
 @click.argument("name", required=False, shell_complete=completion.migrations)
 @_to_option("Apply the pending migrations up to and including NAME, in knex's order (one knex run, one batch).")
 def up(plugin: str, name: str | None, to: str | None, **kw: Any) -> None:
-    from ..upgrade import changes
+    from ..upgrade import changes, names
 
     one = _one_name(name, to)
     plan = (lambda t: changes.plan_up_to(t, to)) if to is not None else (lambda t: changes.plan_up(t, name))
-    _change(plan, plugin, kw, pick=lambda t: changes.set_for_name(t, one))
+    _change(plan, plugin, kw, pick=lambda t: names.set_for_name(t, one))
 
 
 @change_command(
@@ -211,11 +211,11 @@ def up(plugin: str, name: str | None, to: str | None, **kw: Any) -> None:
 @_to_option("Revert the applied migrations after NAME in knex's order, last first; NAME stays applied.")
 @cli_install.NO_BACKUP
 def down(plugin: str, name: str | None, to: str | None, **kw: Any) -> None:
-    from ..upgrade import changes
+    from ..upgrade import changes, names
 
     one = _one_name(name, to)
     plan = (lambda t: changes.plan_down_to(t, to)) if to is not None else (lambda t: changes.plan_down(t, name))
-    _change(plan, plugin, kw, pick=lambda t: changes.set_for_name(t, one))
+    _change(plan, plugin, kw, pick=lambda t: names.set_for_name(t, one))
 
 
 @change_command("Revert the last batch of PLUGIN, or every batch with --all (knex migrate:rollback), after a backup.")

@@ -35,7 +35,7 @@ def mark_command(plugin: str, name: str, applied: bool, reverted: bool, no_backu
     knexwrap writes the row knex would have written (the next batch, the time now) or removes it, after a
     backup of the migrations table.
     """
-    from ..upgrade import changes, journal
+    from ..upgrade import journal, names
     from ..upgrade import mark as marking
 
     if applied == reverted:
@@ -45,7 +45,7 @@ def mark_command(plugin: str, name: str, applied: bool, reverted: bool, no_backu
     explicit_table = kw.get("migrations_table_name")
     target = target_from(plugin, kw)
     if not explicit_table:
-        target = changes.set_for_name(target, name)
+        target = names.set_for_name(target, name)
         output.note_target(target.header())
     planned = marking.plan(target, name, action)
     backup_to = None if no_backup else _backup_folder(target)

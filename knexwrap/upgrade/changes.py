@@ -16,7 +16,7 @@ from ..knex import events, parse
 from ..knex.node import ChangeRun
 from ..state import read as st
 from ..state import report
-from ..state.plugin import Target, neighbours, read_state
+from ..state.plugin import Target, read_state
 from . import aftermath, interrupt, lock, names, pause
 from .ensure import Creation, create, creation_for
 
@@ -53,22 +53,6 @@ class Outcome:
     warnings: tuple[str, ...] = ()
     creates: str | None = None  # what was (dry run: would be) created before the migrations ran
     backups: tuple[str, ...] = ()  # the verified backup taken before a revert
-
-
-def set_for_name(target: Target, name: str | None) -> Target:
-    """The set of the plugin's database whose folder holds NAME: `down catalog <a scheduler file>`
-    means the scheduler's set in the catalog database. The plugin's own set when NAME is its own or
-    in no folder."""
-    if name is None:
-        return target
-    own = st.list_files(target.migrations.directory)
-    if names.file_name(name, own) in own:
-        return target
-    for other in neighbours(target):
-        files = st.list_files(other.directory)
-        if names.file_name(name, files) in files:
-            return replace(target, migrations=other)
-    return target
 
 
 def refuse_if_wrong_folder(state: st.SetState, target: Target) -> None:

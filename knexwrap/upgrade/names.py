@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from dataclasses import replace
 
 from .. import errors
 from ..state import read as st
@@ -52,7 +53,7 @@ def require(target: Target, state: st.SetState, name: str) -> str:
     """The file NAME means in the target's set; MigrationNotFound (11) with the closest names when NAME is in
     no folder of the plugin's database and in no row of the set's table.
 
-    Run after changes.set_for_name picked the set whose folder holds NAME: a NAME of another set's folder
+    Run after set_for_name picked the set whose folder holds NAME: a NAME of another set's folder
     reaches here only with --migrations-table-name naming another table, and is then none of this set's."""
     wanted = file_name(name, state.applied_names + state.files)
     if wanted in state.files or wanted in state.applied_names:
@@ -82,3 +83,19 @@ def out_of_order(state: st.SetState, wanted: str) -> tuple[str, ...]:
         f"{'comes' if one else 'come'} before {wanted} in knex's order "
         f"(up --to {wanted} applies {'it' if one else 'them'} first)",
     )
+
+
+def set_for_name(target: Target, name: str | None) -> Target:
+    """The set of the plugin's database whose folder holds NAME: `down catalog <a scheduler file>`
+    means the scheduler's set in the catalog database. The plugin's own set when NAME is its own or
+    in no folder."""
+    if name is None:
+        return target
+    own = st.list_files(target.migrations.directory)
+    if file_name(name, own) in own:
+        return target
+    for other in neighbours(target):
+        files = st.list_files(other.directory)
+        if file_name(name, files) in files:
+            return replace(target, migrations=other)
+    return target
