@@ -60,7 +60,7 @@ class Node:
         it passes on as free text (notes, an answer it cannot read) is masked.
         """
         argv = [str(knex_home(self.project) / "bin" / "cli.js"), "--knexfile", str(KNEXFILE), *args]
-        run = self._run(argv, {"KNEXWRAP_CONFIG": json.dumps(config)}, name="knex")
+        run = self._run(argv, {"KNEXWRAP_CONFIG": json.dumps(config)}, timeout=self.timeout, name="knex")
         if run.exit_code != 0:
             raise classify(run.stdout, run.stderr, run.exit_code, (self.password,))
         return run
@@ -186,7 +186,7 @@ class Node:
 
     def script(self, name: str, env: dict[str, str]) -> Run:
         """One run of knexwrap's own script js/NAME with ENV added; the exit code is the caller's to judge."""
-        return self._run([str(JS_DIR / name)], env)
+        return self._run([str(JS_DIR / name)], env, timeout=self.timeout)
 
     def _environment(self, extra: dict[str, str], with_password: bool = True) -> dict[str, str]:
         env = {**prestart.reader_environment(str(knex_home(self.project) / "knex.js")), **extra}
@@ -201,8 +201,8 @@ class Node:
         progress: Callable[[str], None] | None = None,
         secrets: tuple[str, ...] = (),
         *,
+        timeout: float | None,  # seconds; None: no clock (a change without --change-timeout)
         on_err: Callable[[str], None] | None = None,
-        timeout: float | None = -1.0,
         timeout_option: str = "--timeout",
         on_start: Callable[[int], None] | None = None,
         name: str | None = None,
@@ -217,7 +217,7 @@ class Node:
             argv,
             cwd=self.project,
             env=self._environment(extra_env, with_password),
-            timeout=self.timeout if timeout == -1.0 else timeout,
+            timeout=timeout,
             secrets=(self.password, *secrets),
             on_err_line=on_err,
             timeout_option=timeout_option,
