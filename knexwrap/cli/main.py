@@ -147,11 +147,10 @@ def _change(
             # What the database shows was done before it stopped (the aftermath re-read it), each with its hash.
             done = failure.facts.get("applied" if plan.action == "apply" else "reverted")
             names = [str(n) for n in done] if isinstance(done, list | tuple) else []
-            entry.ran = journal.ran_of(database, target.migrations, names, plan.action)
-            entry.ran += journal.failed_of(database, target.migrations, seen)
+            entry.ran = journal.of_run(database, target.migrations, plan.action, names, seen)
             raise
         progress.stop()
-        entry.ran = journal.ran_of(database, target.migrations, outcome.done, plan.action)
+        entry.ran = journal.of_run(database, target.migrations, plan.action, outcome.done, seen)
     output.emit(outcome, as_json=as_json, fmt=fmt)
 
 

@@ -70,6 +70,12 @@ def ran_of(database: str, migrations: Any, names: Sequence[str], action: str) ->
     return [Ran(database, migrations.table, n, status, file_sha(migrations.directory, n)) for n in names]
 
 
+def of_run(database: str, migrations: Any, action: str, done: Sequence[str], seen: Sequence[Any]) -> list[Ran]:
+    """The journal's records of one knex run over MIGRATIONS: each of DONE (what the run, or after a failure the
+    re-read database, shows done) with ACTION's status, then the migration that was running if it stopped."""
+    return ran_of(database, migrations, done, action) + failed_of(database, migrations, seen)
+
+
 def failed_of(database: str, migrations: Any, seen: Sequence[Any]) -> list[Ran]:
     """The migration that was running when a change stopped (its "fail" event, or started and never ended),
     as a Ran with status "failed": what doctor looks for when a migration without a transaction may be half
