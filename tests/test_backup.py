@@ -251,3 +251,28 @@ def test_the_plan_shows_the_database_size_and_the_free_space(
     assert line.endswith(" free")
     doc = json.loads(run("plan", "--to", str(old), "--prefix", prefix, "--json", cwd=project, env=env)[1])
     assert [s["size_bytes"] for s in doc["space"]] == [size]
+
+
+def test_a_reverts_backup_is_taken_under_knexwraps_lock(tmp_path: Path) -> None:
+    """No other knexwrap change can run between the backup and the revert: it is taken once the lock is held."""
+    from helpers import CATALOG
+    from races import paused
+
+    (tmp_path / "db").mkdir()
+    opts = ["--client", "better-sqlite3", "--sqlite-dir", str(tmp_path / "db"), "--state-dir", str(tmp_path / "s")]
+    assert knexwrap("latest", "catalog", *opts, "--yes").code == 0
+    backups = tmp_path / "s" / "backups"
+    before = set(backups.iterdir()) if backups.is_dir() else set()
+    run = paused(["down", "catalog", *opts, "--yes"], tmp_path / "p", {})
+    run.wait_at("confirmed")
+    assert (set(backups.iterdir()) if backups.is_dir() else set()) == before  # not before the lock
+    run.release("confirmed")
+    run.wait_at("locked")
+    assert (set(backups.iterdir()) if backups.is_dir() else set()) == before  # taken under it, right before knex
+    run.release("locked")
+    code, _, err = run.finish()
+    assert code == 0, err
+    assert [p.suffix for p in sorted(set(backups.iterdir()) - before)] == [".sqlite", ".json"]
+    assert sqlite_rows(tmp_path / "db" / "catalog.sqlite", "select name from knex_migrations") == [
+        (name,) for name in CATALOG[:-1]
+    ]

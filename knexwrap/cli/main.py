@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -130,8 +129,12 @@ def _change(
     cli_install.before_revert(target.connection, target.project, backs_up)
     confirm_or_cancel(yes)
     with cli_install.journaled(target.project, plan) as entry:
-        taken = cli_install.take_backup(target.connection, target.project) if backs_up else ()
-        entry.backups = list(taken)
+
+        def backup() -> tuple[str, ...]:  # under knexwrap's lock, right before the run (changes.execute)
+            taken = cli_install.take_backup(target.connection, target.project)
+            entry.backups = list(taken)
+            return taken
+
         live = progress.migrations(as_json)  # each migration as knex runs it, on a terminal
         seen: list[Any] = []  # every event, for the journal: which migration was running when it stopped
 
@@ -142,7 +145,7 @@ def _change(
 
         database = target.header()["database"]
         try:
-            outcome = replace(changes.execute(target, plan, say, on_event=on_event), backups=taken)
+            outcome = changes.execute(target, plan, say, on_event=on_event, backup=backup if backs_up else None)
         except errors.KnexwrapError as failure:
             # What the database shows was done before it stopped (the aftermath re-read it), each with its hash.
             done = failure.facts.get("applied" if plan.action == "apply" else "reverted")

@@ -211,14 +211,17 @@ def execute(
     plan: Plan,
     say: Callable[[str], None] = lambda _: None,
     on_event: Callable[[events.MigrationEvent], None] | None = None,
+    backup: Callable[[], tuple[str, ...]] | None = None,
 ) -> Outcome:
     """Carry the plan out with one knex run held to it (knex/js/knexfile.js); nothing runs for an empty plan.
 
-    Under knexwrap's own lock of the set (upgrade/lock.py). Raises StateChanged when the database is no
-    longer what the plan was made from (nothing of the plan ran, or only the prefix named), Interrupted
-    after SIGINT/SIGTERM, MigrationFailed/Timeout/... with what the database shows afterwards. `say` gets
-    the lines an operator must read at once (what an interrupt does); `on_event` each migration's events as
-    knex runs them (knex/events.py: checked, start, end, fail, ...), e.g. for a journal.
+    Under knexwrap's own lock of the set (upgrade/lock.py), `backup` first when given (it returns the verified
+    backups' paths, in Outcome.backups): no other knexwrap change runs between the backup and the run.
+    Raises StateChanged when the database is no longer what the plan was made from (nothing of the plan
+    ran, or only the prefix named), Interrupted after SIGINT/SIGTERM, MigrationFailed/Timeout/... with what
+    the database shows afterwards. `say` gets the lines an operator must read at once (what an interrupt
+    does); `on_event` each migration's events as knex runs them (knex/events.py: checked, start, end, fail,
+    ...), e.g. for a journal.
     """
     outcome = Outcome(target.header(), plan.command, plan.action, plan.names, (), False, warnings=plan.warnings)
     if not plan.names:
@@ -229,6 +232,7 @@ def execute(
     pause.point("confirmed")
     with lock.hold(target, check_knex_lock=plan.action != "unlock") as holder:
         pause.point("locked")
+        taken = backup() if backup is not None else ()
         if plan.action == "unlock":
             parse.parse_unlock(
                 target.node.knex(list(plan.knex_args), target.knex_config()).stdout, (target.node.password,)
@@ -246,7 +250,7 @@ def execute(
         if failure is not None or events.stale(run.events, run.run.stdout) or ran != plan.names:
             raise aftermath.after_failure(target, planned, failure, run.events)
     change = parse.parse_change(run.run.stdout, (target.node.password,))
-    return replace(outcome, done=ran, batch=change.batch, notes=change.notes)
+    return replace(outcome, done=ran, batch=change.batch, notes=change.notes, backups=taken)
 
 
 def _planned(plan: Plan) -> aftermath.Planned:
