@@ -111,6 +111,12 @@ class MigrationNotFound(KnexwrapError):
     code, exit_code = "migration_not_found", 11
 
 
+class AlreadyApplied(KnexwrapError):
+    """NAME is applied already (`up NAME`, `up --to NAME`, `mark --applied`): not a typo, so not not_found."""
+
+    code, exit_code = "already_applied", 11
+
+
 class MigrationFailed(KnexwrapError):
     code, exit_code = "migration_failed", 12
 

@@ -387,3 +387,28 @@ def test_mysql2_ensure_exists_creates_the_plugin_database_on_latest(mariadb: Mar
     finally:
         for (name,) in databases():
             mysql_rows(mariadb, None, f"drop database if exists `{name}`")
+
+
+def test_pg_schema_mode_a_missing_database_is_created_with_the_plugins_schema(
+    pg: PgServer, prefix: str, tmp_path: Path
+) -> None:
+    """Review finding: the plan created only the database, then knex failed in it (no schema to create in):
+    a half-done change. The backend creates both; so does knexwrap, and its plan says so."""
+    shared = f"{prefix}shared"
+    config = PG_TEMPLATE.format(prefix=prefix).replace("    prefix:", "    pluginDivisionMode: schema\n    prefix:")
+    config = config.replace("      password:", f"      database: {shared}\n      password:")
+    project = make_project(tmp_path / "backstage", {"app-config.yaml": config, ".env": pg_env_file(pg)})
+    server = f"postgresql://{pg.user}@{pg.host}:{pg.port}"
+    creates = (
+        f'create database "{shared}" in {server}, then schema "catalog" in it (app-config ensureExists, as the '
+        "backend does)"
+    )
+    try:
+        dry = knexwrap("latest", "catalog", "--dry-run", "--json", cwd=project).json()
+        assert (dry["creates"], dry["planned"]) == (creates, CATALOG)
+        latest = knexwrap("latest", "catalog", "--yes", cwd=project)
+        assert latest.code == 0, latest.err
+        assert latest.err.startswith(f"About to {creates}, then:\n")
+        assert pg_rows(pg, shared, "catalog.knex_migrations")() == [(n, 1) for n in CATALOG]
+    finally:
+        drop_database(pg, shared)

@@ -129,6 +129,8 @@ def test_two_pinned_versions_status_plan_and_doctor_flag_the_changed_file(projec
         {"name": NOTES, "applied_sha256": sha(V1), "applied_sha256_from": "archive", "file_sha256": sha(V2)}
     ]
     assert planned["differs_in_target"] == []
+    shown = knexwrap("plan", "--to", str(back), *opts, cwd=project).out
+    assert f"{NOTES} changed since it was applied" not in shown  # the plan keeps it: no revert runs its down()
 
     # To 0.9.0, whose file is neither: its down() would not match the up() that ran either.
     old = make_project(tmp_path / "old", {})
@@ -136,9 +138,8 @@ def test_two_pinned_versions_status_plan_and_doctor_flag_the_changed_file(projec
     plan = knexwrap("plan", "--to", str(old), *opts, cwd=project)
     assert plan.code == 0, plan.err
     where = f"{data / 'notes.sqlite'} knex_migrations"
+    assert f"warning: {where} {NOTES} changed since it was applied" not in plan.out  # kept, not reverted
     assert (
-        f"warning: {where} {NOTES} changed since it was applied (sha256 {sha(V1)[:12]} from the archive, the content "
-        f"installed then, installed {sha(V2)[:12]}): reverting it runs the installed down()\n"
         f"warning: {where} {NOTES} differs between {PKG} 2.0.0 (sha256 {sha(V2)[:12]}) and 0.9.0 (sha256 "
         f"{sha(V0)[:12]}): once downgraded, a rollback runs the down() of 0.9.0, which may not undo the up() that ran\n"
     ) in plan.out
@@ -323,3 +324,28 @@ def test_an_index_written_before_first_seen_times_is_read_and_says_nothing(proje
     (folder / NOTES).write_text(V2)
     row = knexwrap("status", "notes", *opts, "--json", cwd=project).json()["migrations"][0]
     assert (row["applied_sha256"], row["applied_sha256_from"]) == (None, "unknown")
+
+
+def test_a_revert_warns_of_a_file_changed_since_knexwrap_applied_it(tmp_path: Path) -> None:
+    """Review finding: down and rollback (not only plan/downgrade) say that the down() they would run is not
+    the one of the up() that ran."""
+    from test_to import files, sqlite_db
+
+    folder = files(tmp_path)
+    _, opts = sqlite_db(tmp_path)
+    where = [str(folder), *opts, "--state-dir", str(tmp_path / "state")]
+    assert knexwrap("latest", *where, "--yes").code == 0  # journaled with each file's sha256
+    last = sorted(p.name for p in folder.iterdir())[-1]
+    before = hashlib.sha256((folder / last).read_bytes()).hexdigest()
+    (folder / last).write_text((folder / last).read_text() + "\n// patched after it ran\n")
+    after = hashlib.sha256((folder / last).read_bytes()).hexdigest()
+    warning = (
+        f"{last} changed since it was applied (sha256 {before[:12]} from knexwrap's journal, installed "
+        f"{after[:12]}): reverting it runs the installed down(), which may not undo what the applied up() did"
+    )
+    for verb in (["down"], ["rollback"]):
+        shown = knexwrap(*verb, *where, "--dry-run", "--json")
+        assert shown.code == 0, shown.err
+        assert warning in shown.json()["warnings"], verb
+    first = sorted(p.name for p in folder.iterdir())[0]
+    assert not any(first in w for w in knexwrap("down", *where, first, "--dry-run", "--json").json()["warnings"])

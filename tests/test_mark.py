@@ -213,8 +213,7 @@ def test_usage_and_unknown_names(tmp_path: Path) -> None:
     assert unknown.code == 11
     folder = PLUGINS / "catalog" / "migrations"
     assert unknown.err == (
-        f"knexwrap: error: no such migration 20990101000000_nope in {folder}; "
-        f"closest: {CATALOG[0]}, {CATALOG[3]}, {CATALOG[1]}\n"
+        f"knexwrap: error: no such migration 20990101000000_nope in {folder}; no migration name is close to it\n"
     )
     applied = knexwrap("mark", "catalog", CATALOG[0], "--applied", *opts, "--yes")
     assert applied.err == f'knexwrap: error: migration "{CATALOG[0]}" is already applied: nothing to record\n'
@@ -373,9 +372,10 @@ def test_doctor_proposes_mark_after_a_half_done_migration(pg: PgServer, tmp_path
         code, out, err = run(*finding["fix"].split()[1:], "--yes")
         assert code == 0, err
         code, out, _ = run("status", "half", "--json")
+        # The batch it would have had: that of items.js, which the same `latest` applied before it stopped.
         assert [(m["name"], m["state"], m["batch"]) for m in json.loads(out)["migrations"]] == [
             ("20240101000000_items.js", "applied", 1),
-            (HALF, "applied", 2),
+            (HALF, "applied", 1),
         ]
         code, out, _ = run("doctor", "--json")
         assert code == 0 and json.loads(out)["findings"] == []

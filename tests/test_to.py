@@ -223,15 +223,15 @@ def test_no_such_migration_names_the_closest(tmp_path: Path) -> None:
     typo = knexwrap("up", *where, "--to", "20240102000000_biling", "--yes")
     assert (typo.code, typo.err) == (
         11,
-        f"knexwrap: error: no such migration 20240102000000_biling in {folder}; closest: {B}, {D}, {C}\n",
+        f"knexwrap: error: no such migration 20240102000000_biling in {folder}; closest: {B}\n",
     )
     gone = knexwrap("down", *where, "20240104000000_discount.js", "--yes", "--json")
     assert gone.code == 11
     assert gone.json()["error"] == {
         "code": "migration_not_found",
-        "message": f"no such migration 20240104000000_discount.js in {folder}; closest: {D}, {A}, {C}",
+        "message": f"no such migration 20240104000000_discount.js in {folder}; closest: {D}, {A}",
         "exit_code": 11,
-        "closest": [D, A, C],
+        "closest": [D, A],  # the words weigh, not the shared digits: "count" makes accounts close, credits not
     }
     far = knexwrap("down", *where, "--to", "nothing-like-it", "--yes")
     assert (far.code, far.err) == (
@@ -292,3 +292,35 @@ def test_down_to_refuses_when_a_planned_file_was_reverted_since_the_plan(tmp_pat
     assert f"changed since the plan was shown (reverted since: {B}); knexwrap ran nothing it had not shown" in err
     assert sqlite_fingerprint(database) == before
     assert lite_rows(database) == [(A, 1), (C, 1), (D, 1)]
+
+
+def test_closest_names_weigh_the_words_not_the_timestamps() -> None:
+    """What an operator types by mistake: another case, the words alone, a letter missing (review findings)."""
+    from knexwrap.upgrade.names import closest
+
+    found = ("20240101000000_init.js", "20240201000000_locations.js", "20240301000000_refresh_state.js")
+    found += ("20240401000000_search.js",)
+    assert closest("20240201000000_LOCATIONS", found) == ["20240201000000_locations.js"]
+    assert closest("locations", found) == ["20240201000000_locations.js"]
+    assert closest("20240301000000_refresh", found) == ["20240301000000_refresh_state.js"]
+    assert closest("20240401000000_serch", found) == ["20240401000000_search.js"]
+    assert closest("20990101000000_nope", found) == []
+
+
+def test_down_to_a_pending_name_and_up_of_an_applied_one_say_what_they_are(tmp_path: Path) -> None:
+    """Review findings: `down --to` a pending NAME is no place to stop (not "nothing to revert"), and an
+    applied NAME for `up` is `already_applied` in JSON, not a typo's `migration_not_found`."""
+    folder = files(tmp_path)
+    database, opts = sqlite_db(tmp_path)
+    where = [str(folder), *opts]
+    ok(knexwrap("up", *where, "--to", B, "--yes"))
+    ok(knexwrap("up", *where, D, "--yes"))  # C stays pending, D after it is applied
+    pending = knexwrap("down", *where, "--to", C, "--yes")
+    assert (pending.code, pending.err) == (
+        11,
+        f'knexwrap: error: migration "{C}" is pending, not applied: down --to needs an applied migration to stop at '
+        f"(applied after it: {D})\n",
+    )
+    applied = knexwrap("up", *where, A, "--yes", "--json")
+    assert (applied.code, applied.json()["error"]["code"]) == (11, "already_applied")
+    assert lite_rows(database) == [(A, 1), (B, 1), (D, 2)]

@@ -193,7 +193,8 @@ def restore_command(backup_file: str, no_backup: bool, **kw: Any) -> None:
 @target_options
 @output.output_options
 def doctor_command(as_json: bool, fmt: str, **kw: Any) -> None:
-    """Diagnose every plugin database: missing files, held locks, wrong folders; and how to fix each."""
+    """Diagnose every plugin database: missing files, held locks, wrong folders, migration files changed since
+    they ran, migrations left half done; and how to fix each."""
     from ..state import whole as install
     from ..upgrade import doctor
 

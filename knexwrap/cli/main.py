@@ -161,7 +161,9 @@ def change_command(help_text: str) -> Callable[[F], F]:
     def decorate(func: F) -> F:
         func = output.output_options(change_options(target_options(func)))
         func = click.option(
-            "--force", is_flag=True, help="Revert although a Backstage backend is connected to the database."
+            "--force",
+            is_flag=True,
+            help="Go on although a Backstage backend is connected (a revert is refused without it, an apply warns).",
         )(func)
         return cli.command(func.__name__, help=help_text)(func)  # type: ignore[return-value]
 

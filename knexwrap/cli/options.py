@@ -71,7 +71,12 @@ _TARGET_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     ),
     (
         ("--timeout",),
-        {"type": float, "default": 30.0, "show_default": True, "help": "Seconds before knexwrap stops knex."},
+        {
+            "type": float,
+            "default": 30.0,
+            "show_default": True,
+            "help": "Seconds to connect and read; a running migration is never stopped (see --change-timeout).",
+        },
     ),
 )
 

@@ -21,6 +21,14 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# How a preview was obtained (preview.Preview.method), said in its heading.
+_METHOD = {
+    "schema-only copy": "from a schema-only copy",
+    "copy of the file": "from a copy of the file",
+    "live, rolled back": "run live inside a transaction, rolled back",
+}
+
+
 def sql_option(func: F) -> F:
     """--sql (a scratch copy) or --sql=live (PostgreSQL, rolled back)."""
     return click.option(
@@ -122,7 +130,7 @@ def render(p: Preview) -> str:
     from .tables import VERBS, count, where
 
     verb = VERBS[p.action][0]
-    lines = [f"SQL to {verb} {count(len(p.migrations))} of {where(p.target)} (from a {p.method}):"]
+    lines = [f"SQL to {verb} {count(len(p.migrations))} of {where(p.target)} ({_METHOD.get(p.method, p.method)}):"]
     for m in p.migrations:
         lines += ["", f"{m.name} ({m.direction})"]
         lines += ["  source:", *(f"    {line}" for line in (m.source or "(unreadable)").splitlines())]

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..state.report import APPLIED_FROM_SAID
+
 # The width tables must fit in, for this rendering (set by text.render(); None: as wide as their values).
 WIDTH: list[int | None] = [None]
 
 VERBS = {"apply": ("apply", "applied"), "revert": ("revert", "reverted"), "unlock": ("release", "released")}
 
-# Where the applied content's hash comes from (state/report.APPLIED_FROM), said to people.
-APPLIED_FROM = {
-    "journal": "knexwrap's journal",
-    "backstage_migration_sources": "Backstage's stored migration sources",
-    "archive": "the archive, the content installed then",
-}
+APPLIED_FROM = APPLIED_FROM_SAID  # where the applied content's hash comes from, said to people
 
 
 def plural(n: int, noun: str) -> str:

@@ -56,6 +56,7 @@ def plan_drift_lines(plan: DowngradePlan) -> list[str]:
             f"{APPLIED_FROM[c.applied_sha256_from]}, installed {c.file_sha256[:12]}): reverting it runs the "
             "installed down()"
             for c in s.changed
+            if c.name in s.revert  # a file the plan keeps runs nothing here: differs_in_target covers its future
         ]
         lines += [
             f"warning: {where} {d.name} differs between {s.package} {s.version_now} (sha256 {d.file_sha256[:12]}) "
@@ -120,14 +121,15 @@ def downgrade_result(result: DowngradeResult, fmt: str) -> str:
 
 def doctor(result: DoctorReport, fmt: str) -> str:
     if not result.findings:
-        return f"no problems found in {result.checked} database x migration set pairs"
+        return f"no problems found in {plural(result.checked, 'database x migration set pair')}"
     lines = []
     for f in result.findings:
         lines.append(f"{f.problem}: {f.database} {f.table}".rstrip())
         lines.append(f"  {f.message}")
         if f.fix:
             lines.append(f"  fix: {f.fix}")
-    lines.append(f"{plural(len(result.findings), 'problem')} in {result.checked} database x migration set pairs")
+    pairs = plural(result.checked, "database x migration set pair")
+    lines.append(f"{plural(len(result.findings), 'problem')} in {pairs}")
     return "\n".join(lines)
 
 

@@ -32,6 +32,12 @@ SEVERITY = (
 
 # Where the hash of an applied migration's content comes from, most direct first (upgrade/drift.py).
 APPLIED_FROM = ("journal", "backstage_migration_sources", "archive", "unknown")
+# Each known source, said to people (status, plans, warnings).
+APPLIED_FROM_SAID = {
+    "journal": "knexwrap's journal",
+    "backstage_migration_sources": "Backstage's stored migration sources",
+    "archive": "the archive, the content installed then",
+}
 
 
 @dataclass(frozen=True)

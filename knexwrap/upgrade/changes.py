@@ -85,7 +85,7 @@ def refuse_if_locked(state: st.SetState, target: Target) -> None:
         raise errors.Locked(
             f"the migration lock of {target.migrations.table} is held: another migration is running, or "
             "one crashed while holding it; if neither backend nor knex is running, release it with "
-            "knexwrap unlock"
+            f"knexwrap unlock {target.migrations.plugin_id or target.migrations.directory}"
         )
 
 
@@ -125,7 +125,7 @@ def _not_applied(target: Target, state: st.SetState, name: str) -> str:
     if wanted in state.applied_names:
         earlier = names.pending_before(state, wanted)
         also = f" (still pending before it: {', '.join(earlier)})" if earlier else ""
-        raise errors.MigrationNotFound(f'migration "{wanted}" is already applied: nothing to run{also}')
+        raise errors.AlreadyApplied(f'migration "{wanted}" is already applied: nothing to run{also}')
     return wanted
 
 
@@ -142,15 +142,21 @@ def plan_down_to(target: Target, name: str) -> Plan:
     """down --to NAME: the applied files after NAME in knex's order, last first, in one knex run (migrate:rollback
     --all shown only them); NAME itself stays applied."""
     state = _checked(target)
-    wanted = _applied(target, state, name)
+    wanted = _applied(target, state, name, to=True)
     run = tuple(reversed([n for n in state.files if n > wanted and n in state.applied_names]))
     args = ("migrate:rollback", "--all", "--verbose")
     return Plan("down", "revert", run, args, applied=_rows(state), listed=run)
 
 
-def _applied(target: Target, state: st.SetState, name: str) -> str:
+def _applied(target: Target, state: st.SetState, name: str, to: bool = False) -> str:
     wanted = names.require(target, state, name)
     if wanted not in state.applied_names:
+        after = [n for n in state.applied_names if n > wanted]
+        if to and after:  # down --to stops at an applied migration: a pending one is no place to stop
+            raise errors.MigrationNotRun(
+                f'migration "{wanted}" is pending, not applied: down --to needs an applied migration to stop at '
+                f"(applied after it: {', '.join(after)})"
+            )
         raise errors.MigrationNotRun(f'migration "{wanted}" has not been run: nothing to revert')
     return wanted
 
@@ -196,6 +202,10 @@ def with_warnings(target: Target, plan: Plan) -> Plan:
         return plan
     loose = st.without_transaction(target.migrations.directory, plan.names)
     notes = tuple(f"{name} runs without a transaction: a failure can leave it half done" for name in loose)
+    if plan.action == "revert" and plan.names:
+        from . import drift  # a file changed since it ran: its down() may not undo what its up() did
+
+        notes += drift.revert_warnings(target, plan.names)
     return replace(plan, warnings=plan.warnings + notes)
 
 

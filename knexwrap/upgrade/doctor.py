@@ -183,7 +183,7 @@ def _last_failures(project: Path) -> dict[tuple[str, str, str], str]:
 
 def _half_done(db: report.DatabaseReport, one: report.SetReport, failed: dict[Any, str], flags: str) -> list[Finding]:
     """A migration without a transaction that failed part way (the journal says) and whose row still says it
-    did not run (up: absent; down: present): what it did before failing is still there. If the operator
+    did not run (up: absent; down: present): what it did before failing may still be there. If the operator
     finished it by hand, `knexwrap mark` records that; only they can tell, so the message says to check first."""
     findings = []
     for (database, table, name), direction in failed.items():
@@ -200,9 +200,10 @@ def _half_done(db: report.DatabaseReport, one: report.SetReport, failed: dict[An
                 table,
                 "half_done",
                 f"{name} runs without a transaction and failed part way ({'up' if direction == 'up' else 'down'}, "
-                f"see the journal): its row says it is {row_says}, but what it did before failing is still there. "
-                f"Check the database by hand: only if it was finished by hand, record it as {did} with the "
-                "command below (the migration is not run); otherwise undo what it left, then run it again",
+                f"see the journal): its row says it is {row_says}, but what it did before failing may still be "
+                f"there. Check the database by hand: only if it was finished by hand, record it as {did} with the "
+                f"command below (the migration is not run); otherwise undo what it left, if anything, and run it "
+                f"again (knexwrap {direction} {db.plugin} {name}): this finding clears once a run records it",
                 (name,),
                 fix=shlex.join(["knexwrap", "mark", str(db.plugin), name, flag, *tables]) + flags,
             )

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..state import report
-from ..state.plugin import Status
+from ..state.plugin import Status, Target, read_state
 from . import statedir
 
 if TYPE_CHECKING:  # status imports the archive and the journal only when the state folder holds them
@@ -126,6 +126,22 @@ def _facts(project: Path, databases: Sequence[str]) -> Facts:
         return journal_facts(journal.read(project, containing=databases))
     except errors.KnexwrapError:
         return {}  # an unreadable journal (or a state folder others can write): nothing known from it
+
+
+def revert_warnings(target: Target, names: Sequence[str]) -> tuple[str, ...]:
+    """One warning per file of NAMES (a revert of TARGET's set) whose installed content is not the one that was
+    applied: the down() that runs is not the one of that up(). Reads the set again (one read)."""
+    found = report.set_report(target.migrations, read_state(target))
+    where = str(target.header()["database"])
+    marked = annotate_set(Path(target.project), where, found, _facts(Path(target.project), [where]))
+    return tuple(
+        f"{m.name} changed since it was applied (sha256 {m.drift.applied_sha256[:12]} from "
+        f"{report.APPLIED_FROM_SAID.get(m.drift.applied_sha256_from, m.drift.applied_sha256_from)}, installed "
+        f"{str(m.drift.file_sha256)[:12]}): reverting it runs the installed down(), which may not undo what the "
+        "applied up() did"
+        for m in marked.migrations
+        if m.name in names and m.drift is not None and m.drift.changed
+    )
 
 
 def annotate_status(status: Status) -> Status:

@@ -22,9 +22,11 @@ class Creation:
     kind: str  # "database" or "schema"
     name: str
     where: str  # the server or database it is created in, never with a password
+    then_schema: str | None = None  # schema mode: the plugin's schema, created in the new database next
 
     def __str__(self) -> str:
-        return f'create {self.kind} "{self.name}" in {self.where} (app-config ensureExists, as the backend does)'
+        then = f', then schema "{self.then_schema}" in it' if self.then_schema else ""
+        return f'create {self.kind} "{self.name}" in {self.where}{then} (app-config ensureExists, as the backend does)'
 
 
 def creation_for(target: Target, missing: errors.DatabaseMissing) -> Creation:
@@ -39,14 +41,17 @@ def creation_for(target: Target, missing: errors.DatabaseMissing) -> Creation:
         return Creation("schema", c.schema, c.target().rsplit(" schema ", 1)[0])
     from_appconfig = "command line" not in c.source and not c.source.startswith("environment")
     if not schema_missing and settings.ensure_exists and from_appconfig and c.database:
-        if c.schema is not None and not settings.schema_mode and c.schema != "public":
+        server = conn.Connection(c.client, "", c.host, c.port, c.user).target().rstrip("/")
+        if settings.schema_mode and c.schema and ensure_schema:  # the backend creates both, in this order
+            return Creation("database", c.database, server, then_schema=c.schema)
+        if c.schema is not None and c.schema != "public":
             # knex would fail in the new, empty database ("no schema has been selected to create in") after
             # knexwrap created it: a half-done change. The backend fails the same way; say it up front.
+            why = "schema mode (ensureSchemaExists off)" if settings.schema_mode else "knexConfig.searchPath"
             raise errors.DatabaseMissing(
-                f'{missing.message}, and knexConfig.searchPath puts the tables in schema "{c.schema}", which a '
-                "new database would not have: create the database and the schema first"
+                f'{missing.message}, and {why} puts the tables in schema "{c.schema}", which a new database would '
+                "not have: create the database and the schema first"
             )
-        server = conn.Connection(c.client, "", c.host, c.port, c.user).target().rstrip("/")
         return Creation("database", c.database, server)
     raise missing
 
@@ -56,6 +61,10 @@ def create(target: Target, creation: Creation) -> bool:
     c = target.connection
     config = connection_config(c, target.node.timeout)
     request: dict[str, object] = {"kind": creation.kind, "name": creation.name, "config": config}
+    if creation.then_schema is not None:
+        created = create(target, Creation("database", creation.name, creation.where))
+        create(target, Creation("schema", creation.then_schema, creation.name))
+        return created
     if creation.kind == "database":
         # Like ensurePgDatabaseExists: from the server's maintenance database (MySQL: no database at all).
         connection = {k: v for k, v in config["connection"].items() if k != "database"}

@@ -92,7 +92,7 @@ def plan(target: Target, name: str, action: str) -> MarkPlan:
 def _plan_applied(target: Target, state: st.SetState, name: str) -> MarkPlan:
     wanted = names.require(target, state, name)
     if wanted in state.applied_names:
-        raise errors.MigrationNotFound(f'migration "{wanted}" is already applied: nothing to record')
+        raise errors.AlreadyApplied(f'migration "{wanted}" is already applied: nothing to record')
     if wanted not in state.pending:
         raise errors.MigrationNotFound(f'migration "{wanted}" is not in {target.migrations.directory}')
     if not target.knex_config()["migrations"].get("disableMigrationsListValidation"):
@@ -102,18 +102,50 @@ def _plan_applied(target: Target, state: st.SetState, name: str) -> MarkPlan:
             f"{target.migrations.table} does not exist in {target.connection.target()}: knex has never run here, "
             "so no migration can have been finished by hand; nothing was changed"
         )
-    last = state.last_batch
-    batch = (last or 0) + 1
-    said = f"batch {batch}: the last batch is {last}" if last else "batch 1: the table has no rows yet"
-    notes = (f"{wanted} is recorded as applied without running it, in {said} (as knex would)",)
+    batch, said = _batch(target, state, wanted)
+    notes = (f"{wanted} is recorded as applied without running it, in {said}",)
     warnings: tuple[str, ...] = ()
-    if not st.without_transaction(target.migrations.directory, (wanted,)):
+    if target.connection.client in ("mysql", "mysql2"):
+        warnings = (
+            f"MySQL/MariaDB commits each DDL statement on its own: a failed run of {wanted} may have left tables "
+            "behind, whatever its transaction; record it only if all that it does was done by hand",
+        )
+    elif not st.without_transaction(target.migrations.directory, (wanted,)):
         warnings = (
             f"{wanted} runs in a transaction: a failed run of it left nothing behind; record it only if what it "
             "does was done by hand",
         )
     sha = journal.file_sha(target.migrations.directory, wanted)
     return MarkPlan("mark", "applied", wanted, batch, None, sha, _rows(state), _schema(target), notes, warnings)
+
+
+def _batch(target: Target, state: st.SetState, wanted: str) -> tuple[int, str]:
+    """The batch WANTED would have had, and why: that of the migrations the run that stopped at WANTED applied
+    before it (the journal's record of that run, where they are still one batch), else the last batch + 1."""
+    mates = _run_mates(target, wanted)
+    batches = {a.batch for a in state.applied if a.name in mates}
+    if len(batches) == 1:
+        found = batches.pop()
+        return found, f"batch {found}: that of {', '.join(sorted(mates))}, applied by the run that stopped at it"
+    last = state.last_batch
+    if not last:
+        return 1, "batch 1: the table has no rows yet (as knex would)"
+    return last + 1, f"batch {last + 1}: the last batch is {last} (as knex would)"
+
+
+def _run_mates(target: Target, wanted: str) -> set[str]:
+    """What the newest journaled run of WANTED applied before it, if that run stopped at WANTED (status failed)."""
+    database, table = str(target.header()["database"]), target.migrations.table
+    for record in reversed(journal.read(target.project, containing=[database])):
+        ran = [
+            r
+            for r in record.get("ran") or ()
+            if isinstance(r, dict) and (r.get("database"), r.get("table")) == (database, table)
+        ]
+        if any(r.get("name") == wanted for r in ran):
+            failed = any(r.get("name") == wanted and r.get("status") == "failed" for r in ran)
+            return {str(r.get("name")) for r in ran if r.get("status") == "applied"} if failed else set()
+    return set()
 
 
 def _rows(state: st.SetState) -> tuple[tuple[str, int], ...]:

@@ -31,16 +31,41 @@ def file_name(name: str, candidates: tuple[str, ...]) -> str:
 
 
 def closest(name: str, candidates: tuple[str, ...]) -> list[str]:
-    """Up to CLOSEST of CANDIDATES nearest to NAME (difflib's ratio, best first), as full file names.
+    """Up to CLOSEST of CANDIDATES nearest to NAME (best first, at least CUTOFF alike), as full file names.
 
-    NAME typed without a migration extension is compared with the candidates' names without theirs, so
-    that `20240101000000_int` finds `20240101000000_init.js` as readily as `..._int.js` would."""
-    bare = os.path.splitext(name)[1] not in st.MIGRATION_EXTENSIONS
-    keyed: dict[str, list[str]] = {}
-    for candidate in dict.fromkeys(candidates):  # unique, first seen first
-        keyed.setdefault(os.path.splitext(candidate)[0] if bare else candidate, []).append(candidate)
-    matches = difflib.get_close_matches(name, list(keyed), n=CLOSEST, cutoff=CUTOFF)
-    return [full for key in matches for full in keyed[key]][:CLOSEST]
+    Case and migration extensions are ignored (".js" alike in every name says nothing). Names share long timestamps, so
+    the words after the timestamp weigh three times as much as the timestamp, and NAME without a timestamp
+    (`locations`) is compared with the words alone: `20240201000000_LOCATIONS` and `locations` both find
+    `20240201000000_locations.js`, and two files of the same month are not "close" for their digits alone."""
+    typed = _stem(name).lower()
+    scored = []
+    for order, candidate in enumerate(dict.fromkeys(candidates)):  # unique, first seen first
+        scored.append((-_likeness(typed, _stem(candidate).lower()), order, candidate))
+    return [candidate for score, _, candidate in sorted(scored) if -score >= CUTOFF][:CLOSEST]
+
+
+def _likeness(typed: str, key: str) -> float:
+    """How alike two names are, 0 to 1 (difflib's ratio), their timestamps weighing a quarter."""
+    stamp, words = _split(typed)
+    their_stamp, their_words = _split(key)
+    alike = difflib.SequenceMatcher(None, words, their_words).ratio()
+    if len(words) >= 3 and words in their_words:
+        alike = max(alike, 0.9)  # the words typed are part of the name's: `refresh` of `refresh_state`
+    if not stamp:
+        return alike
+    return 0.25 * difflib.SequenceMatcher(None, stamp, their_stamp).ratio() + 0.75 * alike
+
+
+def _stem(name: str) -> str:
+    """NAME without its migration extension (`.js`, `.ts`, ...), if it has one."""
+    stem, ext = os.path.splitext(name)
+    return stem if ext in st.MIGRATION_EXTENSIONS else name
+
+
+def _split(name: str) -> tuple[str, str]:
+    """(timestamp, words) of a migration name: `20240101000000_init` is ("20240101000000", "init")."""
+    head, sep, tail = name.partition("_")
+    return (head, tail) if sep and head.isdigit() else ("", name)
 
 
 def known(target: Target, state: st.SetState) -> tuple[str, ...]:
