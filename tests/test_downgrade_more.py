@@ -128,7 +128,7 @@ def test_after_the_code_swap_doctor_names_the_fix_and_the_downgrade_reverts_from
         f"ahead: {where} knex_migrations\n"
         f"  the database is ahead of the installed {CATALOG} 1.24.0: {detail}\n"
         f"  fix: knexwrap downgrade --to {project} --prefix {prefix}\n"
-        "1 problem in 1 database x migration set pairs\n"
+        "1 problem in 1 database x migration set pair\n"
     )
     finding = run("doctor", "--prefix", prefix, "--json", cwd=project, env=env).json()["findings"]
     assert [(f["problem"], f["files"], f["fix"]) for f in finding] == [

@@ -48,6 +48,9 @@ def test_a_running_backend_refuses_down_and_rollback(pg: PgServer, pg_database: 
     assert "warning: backstage_plugin_catalog from " in latest.err
     assert "a Backstage backend is running beside this change" in latest.err
     before = pg_fingerprint(pg, pg_database)
+    dry = knexwrap("down", "catalog", *db, "--dry-run", "--json", env=env)  # shows the plan and the refusal
+    assert (dry.code, dry.json()["planned"]) == (0, CATALOG[3:])
+    assert any("the run itself would be refused (exit 16)" in w for w in dry.json()["warnings"])
     for verb in (["down", "catalog"], ["rollback", "catalog"]):
         refused = knexwrap(*verb, *db, "--yes", env=env)
         assert refused.code == 16, refused.err

@@ -113,7 +113,7 @@ def test_names_and_tables_are_never_rewritten(login: Login, project: Path) -> No
     assert plan.code == 0, plan.err
     assert [(s["migrations_table"], s["revert"]) for s in plan.json()["sets"]] == [("knex_migrations", [])]
     doctor = run(login, project, "doctor")
-    assert (doctor.code, doctor.out) == (0, "no problems found in 1 database x migration set pairs\n")
+    assert (doctor.code, doctor.out) == (0, "no problems found in 1 database x migration set pair\n")
 
     down = run(login, project, "down", "scaffolder", "--yes", "--json")
     assert down.code == 0, down.err

@@ -298,8 +298,12 @@ def test_closest_names_weigh_the_words_not_the_timestamps() -> None:
     """What an operator types by mistake: another case, the words alone, a letter missing (review findings)."""
     from knexwrap.upgrade.names import closest
 
-    found = ("20240101000000_init.js", "20240201000000_locations.js", "20240301000000_refresh_state.js")
-    found += ("20240401000000_search.js",)
+    found = (
+        "20240101000000_init.js",
+        "20240201000000_locations.js",
+        "20240301000000_refresh_state.js",
+        "20240401000000_search.js",
+    )
     assert closest("20240201000000_LOCATIONS", found) == ["20240201000000_locations.js"]
     assert closest("locations", found) == ["20240201000000_locations.js"]
     assert closest("20240301000000_refresh", found) == ["20240301000000_refresh_state.js"]

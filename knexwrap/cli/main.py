@@ -112,7 +112,7 @@ def _change(
         target = pick(target)
     from ..upgrade import guards
 
-    plan = guards.check(target, changes.with_warnings(target, plan_for(target)), force=kw.pop("force"))
+    plan = guards.check(target, changes.with_warnings(target, plan_for(target)), force=kw.pop("force"), dry_run=dry)
     cli_install.refresh_archive(target.project)
     if sql is not None:
         sqlview.preview_change(target, plan, sql, as_json=as_json, fmt=fmt, dry=dry, yes=yes)

@@ -54,11 +54,13 @@ class DowngradeResult:
 
 
 def _refuse_locked(plan: DowngradePlan) -> None:
-    locked = [f"{s.database} ({s.table})" for s in plan.changes if s.locked]
+    locked = [s for s in plan.changes if s.locked]
     if locked:
+        where = ", ".join(f"{s.database} ({s.table})" for s in locked)
+        unlock = " / ".join(dict.fromkeys(f"knexwrap unlock {s.plugin}" for s in locked))
         raise errors.Locked(
-            f"the migration lock is held in {', '.join(locked)}: a migration is running, or one crashed; "
-            "nothing was changed (if nothing is running, release it with knexwrap unlock)"
+            f"the migration lock is held in {where}: a migration is running, or one crashed; "
+            f"nothing was changed (if nothing is running, release it with {unlock})"
         )
 
 

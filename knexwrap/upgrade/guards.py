@@ -30,15 +30,16 @@ def backend_sessions(target: Target) -> list[dict[str, Any]]:
     return sessions
 
 
-def check(target: Target, plan: Plan, *, force: bool) -> Plan:
-    """The plan with the guards' warnings; raises BackendRunning (16) for a revert beside a running backend."""
+def check(target: Target, plan: Plan, *, force: bool, dry_run: bool = False) -> Plan:
+    """The plan with the guards' warnings; raises BackendRunning (16) for a revert beside a running backend,
+    except in a DRY_RUN, whose plan is shown with the refusal the real run would meet as a warning."""
     if not plan.names or plan.action == "unlock":
         return plan
     notes: list[str] = []
     client = target.connection.client
     # A database (or schema) the plan creates first has never been used: no backend can be migrating it.
     if client == "pg" and plan.creates is None:
-        notes += _backend(target, plan, force)
+        notes += _backend(target, plan, force, dry_run)
     elif plan.action == "revert":  # an apply beside a backend is normal: only a revert needs it stopped
         kind = "MySQL/MariaDB" if client in _MYSQL else "SQLite"
         notes.append(f"knexwrap cannot see whether a Backstage backend uses this {kind} database: stop it first")
@@ -50,13 +51,18 @@ def check(target: Target, plan: Plan, *, force: bool) -> Plan:
     return replace(plan, warnings=plan.warnings + tuple(notes))
 
 
-def _backend(target: Target, plan: Plan, force: bool) -> list[str]:
+def _backend(target: Target, plan: Plan, force: bool, dry_run: bool) -> list[str]:
     sessions = backend_sessions(target)
     if not sessions:
         return []
     first = sessions[0]
     who = f"{first['application_name']} from {first['client']} (since {first['since']})"
     where = target.connection.target()
+    if plan.action == "revert" and not force and dry_run:
+        return [
+            f"{who} is connected to {where}: the run itself would be refused (exit 16) until the backend is "
+            "stopped, or --force"
+        ]
     if plan.action == "revert" and not force:
         raise errors.BackendRunning(
             f"{who} is connected to {where}: stop the Backstage backend before reverting, it re-applies "

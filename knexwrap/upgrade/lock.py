@@ -86,11 +86,17 @@ def _refuse(target: Target, answer: dict[str, Any], check_knex_lock: bool) -> No
         raise errors.Locked(f"another knexwrap change of {where} is running, held by {by}: nothing was changed")
     knex_lock = answer["knexLock"]
     if check_knex_lock:
-        refuse_knex_lock(where, knex_lock)
+        refuse_knex_lock(where, knex_lock, unlock_command(target))
 
 
-def refuse_knex_lock(where: str, knex_lock: dict[str, Any]) -> None:
-    """knex's own lock as hold_lock.js saw it: busy, held, or rows knex cannot take (duplicates)."""
+def unlock_command(target: Target) -> str:
+    """The command that releases knex's lock of TARGET's set, to paste (options beyond the plugin aside)."""
+    return f"knexwrap unlock {target.migrations.plugin_id or target.migrations.directory}"
+
+
+def refuse_knex_lock(where: str, knex_lock: dict[str, Any], unlock: str = "knexwrap unlock") -> None:
+    """knex's own lock as hold_lock.js saw it: busy, held, or rows knex cannot take (duplicates); UNLOCK is the
+    command that releases it (unlock_command())."""
     if knex_lock["busy"]:
         raise errors.Locked(
             f"a migration run (knex or a Backstage backend) is taking knex's lock of {where} right now; "
@@ -99,7 +105,7 @@ def refuse_knex_lock(where: str, knex_lock: dict[str, Any]) -> None:
     if knex_lock["locked"]:
         raise errors.Locked(
             f"the migration lock of {where} is held: another migration is running, or one crashed while "
-            "holding it; if neither backend nor knex is running, release it with knexwrap unlock"
+            f"holding it; if neither backend nor knex is running, release it with {unlock}"
         )
     if knex_lock["rows"] > 1 and knex_lock["free"] != 1:
         raise errors.Locked(

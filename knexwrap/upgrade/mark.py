@@ -211,7 +211,8 @@ def execute(
         answer = _script(target, {**request, "applied": [list(r) for r in planned.applied]})
     if "locked" in answer:
         where = f"{target.migrations.table} in {target.connection.target()}"
-        lock.refuse_knex_lock(where, {"busy": answer["locked"] == "busy", "locked": True, "rows": 1, "free": 0})
+        held = {"busy": answer["locked"] == "busy", "locked": True, "rows": 1, "free": 0}
+        lock.refuse_knex_lock(where, held, lock.unlock_command(target))
     if "stale" in answer:
         raise errors.StateChanged(
             f"the migrations table {target.migrations.table} changed since the plan was shown "
