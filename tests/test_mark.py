@@ -461,3 +461,41 @@ def test_pg_role_marks_the_table_knex_finds_under_set_role(pg: PgServer, tmp_pat
     finally:
         drop_database(pg, database)
         psql_rows(pg, "postgres", f"drop role if exists {role}")
+
+
+def test_mariadb_a_transactional_migration_that_failed_is_half_done_and_mark_says_why(
+    mariadb: MariaServer, tmp_path: Path
+) -> None:
+    """Review finding: on MariaDB each DDL statement commits on its own, so a migration "in a transaction" that
+    created a table and then threw left it behind: doctor proposes mark, whose plan does not claim otherwise."""
+    tx = "20240102000000_tx.js"
+    files = {
+        "20240101000000_items.js": HALF_FILES["20240101000000_items.js"],
+        tx: migration(
+            "await knex.schema.createTable('tx_a', t => { t.increments('id'); });\n  throw new Error('boom');",
+            "await knex.schema.dropTable('tx_a');",
+        ),
+    }
+    project = make_project(tmp_path / "backstage", {})
+    plugin_package(project, "@kw/plugin-tx-backend", "tx", "0.1.0", files)
+    prefix = unique_name("kw_mk") + "_"
+    where = ["--client", "mysql2", "--host", mariadb.host, "--port", str(mariadb.port), "--user", mariadb.user]
+    opts = [*where, "--prefix", prefix]
+    mysql_rows(mariadb, None, f"create database `{prefix}tx`")
+    try:
+        failed = knexwrap("latest", "tx", *opts, "--yes", cwd=project, env={})
+        assert failed.code == 12, failed.err
+        doctor = knexwrap("doctor", *opts, "--json", cwd=project, env={})
+        assert doctor.code == 17, doctor.err
+        [finding] = [f for f in doctor.json()["findings"] if f["problem"] == "half_done"]
+        assert finding["files"] == [tx]
+        assert "ran on MySQL/MariaDB, where DDL commits on its own, and failed part way (up" in finding["message"]
+        planned = knexwrap("mark", "tx", tx, "--applied", *opts, "--dry-run", "--json", cwd=project, env={})
+        assert planned.code == 0, planned.err
+        assert planned.json()["warnings"] == [
+            f"MySQL/MariaDB commits each DDL statement on its own: a failed run of {tx} may have left tables "
+            "behind, whatever its transaction; record it only if all that it does was done by hand"
+        ]
+        assert planned.json()["batch"] == 1  # that of items.js, applied by the same run before it stopped
+    finally:
+        mysql_rows(mariadb, None, f"drop database if exists `{prefix}tx`")

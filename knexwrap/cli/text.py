@@ -227,8 +227,8 @@ def _outcome(result: Outcome, fmt: str) -> str:
     if result.creates:
         lines.insert(1, f"{'would ' if result.dry_run else 'did: '}{result.creates}")
     lines.extend(f"backup: {path}" for path in result.backups)
-    lines.extend(f"warning: {warning}" for warning in result.warnings)
-    if result.dry_run:
+    if result.dry_run:  # a real run showed them with its plan, before it ran: advice for then, not after
+        lines.extend(f"warning: {warning}" for warning in result.warnings)
         lines.append("dry run: nothing was changed")
     lines.extend(f"knex: {note}" for note in result.notes)
     return "\n".join(lines)

@@ -190,8 +190,12 @@ def _half_done(db: report.DatabaseReport, one: report.SetReport, failed: dict[An
         if (database, table) != (db.database, one.migrations_table):
             continue
         row_says = "pending" if direction == "up" else "applied"
-        if name not in one.names(row_says) or not st.without_transaction(one.migrations_directory, (name,)):
+        # MySQL/MariaDB commit each DDL statement on its own: any migration can be left half done there.
+        loose = db.client in ("mysql", "mysql2") or st.without_transaction(one.migrations_directory, (name,))
+        if name not in one.names(row_says) or not loose:
             continue
+        mysql = db.client in ("mysql", "mysql2")
+        how = "ran on MySQL/MariaDB, where DDL commits on its own," if mysql else "runs without a transaction"
         flag, did = ("--applied", "applied") if direction == "up" else ("--reverted", "reverted")
         tables = [] if table == "knex_migrations" else ["--migrations-table-name", table]
         findings.append(
@@ -199,7 +203,7 @@ def _half_done(db: report.DatabaseReport, one: report.SetReport, failed: dict[An
                 db.database,
                 table,
                 "half_done",
-                f"{name} runs without a transaction and failed part way ({'up' if direction == 'up' else 'down'}, "
+                f"{name} {how} and failed part way ({direction}, "
                 f"see the journal): its row says it is {row_says}, but what it did before failing may still be "
                 f"there. Check the database by hand: only if it was finished by hand, record it as {did} with the "
                 f"command below (the migration is not run); otherwise undo what it left, if anything, and run it "
