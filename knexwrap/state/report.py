@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -65,6 +64,8 @@ class MigrationRow:
 
 def file_sha(directory: str, name: str) -> str | None:
     """sha256 of an installed migration file; None when it cannot be read."""
+    import hashlib  # deferred: loading OpenSSL costs ~3 ms on every start, and only drift hashes files
+
     try:
         with open(os.path.join(directory, name), "rb") as source:
             return hashlib.sha256(source.read()).hexdigest()
