@@ -7,14 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..state.report import APPLIED_FROM_SAID
-
 # The width tables must fit in, for this rendering (set by text.render(); None: as wide as their values).
 WIDTH: list[int | None] = [None]
 
 VERBS = {"apply": ("apply", "applied"), "revert": ("revert", "reverted"), "unlock": ("release", "released")}
-
-APPLIED_FROM = APPLIED_FROM_SAID  # where the applied content's hash comes from, said to people
 
 
 def plural(n: int, noun: str) -> str:

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..state.report import APPLIED_FROM_SAID
 from . import tables
-from .tables import APPLIED_FROM, VERBS, count, placed, plural, server_line, table, where
+from .tables import VERBS, count, placed, plural, server_line, table, where
 
 if TYPE_CHECKING:  # for annotations only: rendering a status must not import the downgrade machinery
     from ..state.listing import ConfigReport, SetsReport
@@ -75,7 +76,7 @@ def changed_lines(prefix: str, report: SetReport) -> list[str]:
     """One line per recorded migration whose installed file is not the content that was applied."""
     return [
         f"{prefix}changed: {m.name}: the installed file (sha256 {m.drift.file_sha256[:12]}) is not the one "
-        f"applied (sha256 {m.drift.applied_sha256[:12]}, from {APPLIED_FROM[m.drift.applied_sha256_from]}): "
+        f"applied (sha256 {m.drift.applied_sha256[:12]}, from {APPLIED_FROM_SAID[m.drift.applied_sha256_from]}): "
         "its down() may not undo what its up() did"
         for m in report.migrations
         if m.drift is not None and m.drift.changed and m.drift.file_sha256

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .tables import APPLIED_FROM, count, placed, plural, server_line, size_text, table
+from ..state.report import APPLIED_FROM_SAID
+from .tables import count, placed, plural, server_line, size_text, table
 
 if TYPE_CHECKING:
     from ..upgrade.archive import ArchiveResult
@@ -53,7 +54,7 @@ def plan_drift_lines(plan: DowngradePlan) -> list[str]:
         where = f"{s.database} {s.table}"
         lines += [
             f"warning: {where} {c.name} changed since it was applied (sha256 {c.applied_sha256[:12]} from "
-            f"{APPLIED_FROM[c.applied_sha256_from]}, installed {c.file_sha256[:12]}): reverting it runs the "
+            f"{APPLIED_FROM_SAID[c.applied_sha256_from]}, installed {c.file_sha256[:12]}): reverting it runs the "
             "installed down()"
             for c in s.changed
             if c.name in s.revert  # a file the plan keeps runs nothing here: differs_in_target covers its future
@@ -120,15 +121,15 @@ def downgrade_result(result: DowngradeResult, fmt: str) -> str:
 
 
 def doctor(result: DoctorReport, fmt: str) -> str:
+    pairs = plural(result.checked, "database x migration set pair")
     if not result.findings:
-        return f"no problems found in {plural(result.checked, 'database x migration set pair')}"
+        return f"no problems found in {pairs}"
     lines = []
     for f in result.findings:
         lines.append(f"{f.problem}: {f.database} {f.table}".rstrip())
         lines.append(f"  {f.message}")
         if f.fix:
             lines.append(f"  fix: {f.fix}")
-    pairs = plural(result.checked, "database x migration set pair")
     lines.append(f"{plural(len(result.findings), 'problem')} in {pairs}")
     return "\n".join(lines)
 

@@ -157,9 +157,7 @@ def exchange(started: Started, request: bytes, timeout: float) -> tuple[int, byt
                 return None
             for fd, _ in poller.poll(left * 1000):
                 _read_into(fd, kept, poller, open_fds)
-            if started.stdout not in open_fds and open_fds:
-                continue
-            if _answered(kept[started.stdout]):
+            if started.stdout in open_fds and _answered(kept[started.stdout]):
                 return _answer(started, kept, poller, open_fds)
     except BaseException:
         _stop(started)  # an interrupt, or on_wait failed: the reader goes with us
@@ -187,7 +185,7 @@ def _answer(
 ) -> tuple[int, bytes, bytes]:
     """The answered reader's result without waiting for node to exit (several ms of teardown after its last
     write): node writes to pipes synchronously, so every stderr line written before the answer is already in the
-    pipe and drained here. reap() waits for the process before knexwrap exits."""
+    pipe and drained here. abandon() reaps the process before knexwrap exits."""
     global _exiting
     while open_fds and (ready := poller.poll(0)):
         for fd, _ in ready:

@@ -7,7 +7,7 @@ it happens; after a failure the database is read again so the report says what r
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import errors
@@ -38,6 +38,7 @@ class Plan:
     creates: Creation | None = None  # the plugin's database or schema, created first (ensureExists)
     # up/down --to: the only files knex is shown (js/knexfile.js), so it runs exactly `names`; None: all.
     listed: tuple[str, ...] | None = None
+    read: st.SetState | None = field(default=None, compare=False, metadata={"journal": False})  # for drift notes
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def refuse_if_locked(state: st.SetState, target: Target) -> None:
         raise errors.Locked(
             f"the migration lock of {target.migrations.table} is held: another migration is running, or "
             "one crashed while holding it; if neither backend nor knex is running, release it with "
-            f"knexwrap unlock {target.migrations.plugin_id or target.migrations.directory}"
+            f"{lock.unlock_command(target)}"
         )
 
 
@@ -133,9 +134,9 @@ def plan_down(target: Target, name: str | None) -> Plan:
     state = _checked(target)
     if name is None:
         last = state.applied_names[-1:]
-        return Plan("down", "revert", last, ("migrate:down", *last), applied=_rows(state))
+        return Plan("down", "revert", last, ("migrate:down", *last), applied=_rows(state), read=state)
     wanted = _applied(target, state, name)
-    return Plan("down", "revert", (wanted,), ("migrate:down", wanted), applied=_rows(state))
+    return Plan("down", "revert", (wanted,), ("migrate:down", wanted), applied=_rows(state), read=state)
 
 
 def plan_down_to(target: Target, name: str) -> Plan:
@@ -145,7 +146,7 @@ def plan_down_to(target: Target, name: str) -> Plan:
     wanted = _applied(target, state, name, to=True)
     run = tuple(reversed([n for n in state.files if n > wanted and n in state.applied_names]))
     args = ("migrate:rollback", "--all", "--verbose")
-    return Plan("down", "revert", run, args, applied=_rows(state), listed=run)
+    return Plan("down", "revert", run, args, applied=_rows(state), listed=run, read=state)
 
 
 def _applied(target: Target, state: st.SetState, name: str, to: bool = False) -> str:
@@ -163,12 +164,11 @@ def _applied(target: Target, state: st.SetState, name: str, to: bool = False) ->
 
 def plan_rollback(target: Target, everything: bool) -> Plan:
     state = _checked(target)
-    if everything:
-        names = tuple(reversed(state.applied_names))
-        return Plan("rollback", "revert", names, ("migrate:rollback", "--all", "--verbose"), applied=_rows(state))
     batch = state.last_batch
-    names = state.batch_files(batch) if batch is not None else ()
-    return Plan("rollback", "revert", names, ("migrate:rollback", "--verbose"), applied=_rows(state))
+    last = state.batch_files(batch) if batch is not None else ()
+    names = tuple(reversed(state.applied_names)) if everything else last
+    args = ("migrate:rollback", "--all", "--verbose") if everything else ("migrate:rollback", "--verbose")
+    return Plan("rollback", "revert", names, args, applied=_rows(state), read=state)
 
 
 def plan_unlock(target: Target) -> Plan:
@@ -197,15 +197,16 @@ def _checked(target: Target) -> st.SetState:
 
 
 def with_warnings(target: Target, plan: Plan) -> Plan:
-    """Name the files of the plan that run without a transaction before anyone says yes."""
+    """Name the files of the plan that run without a transaction, and those of a revert changed since they ran
+    (its down() may not undo what its up() did), before anyone says yes."""
     if plan.action == "unlock":
         return plan
     loose = st.without_transaction(target.migrations.directory, plan.names)
     notes = tuple(f"{name} runs without a transaction: a failure can leave it half done" for name in loose)
     if plan.action == "revert" and plan.names:
-        from . import drift  # a file changed since it ran: its down() may not undo what its up() did
+        from . import drift
 
-        notes += drift.revert_warnings(target, plan.names)
+        notes += drift.revert_warnings(target, plan.names, plan.read)
     return replace(plan, warnings=plan.warnings + notes)
 
 
@@ -253,8 +254,7 @@ def execute(
         with interrupt.watching(watch):
             run = _run(target, plan, watch)
         if watch.signals:
-            hint = f"knexwrap unlock {target.migrations.plugin_id or target.migrations.directory}"
-            raise aftermath.after_interrupt(target, planned, watch, hint)
+            raise aftermath.after_interrupt(target, planned, watch, lock.unlock_command(target))
         failure = run.failure()
         ran = events.finished(run.events)
         if failure is not None or events.stale(run.events, run.run.stdout) or ran != plan.names:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .. import errors
 from ..state import report
 from ..state.plugin import Status, Target, read_state
+from ..state.read import SetState
 from . import statedir
 
 if TYPE_CHECKING:  # status imports the archive and the journal only when the state folder holds them
@@ -128,10 +129,10 @@ def _facts(project: Path, databases: Sequence[str]) -> Facts:
         return {}  # an unreadable journal (or a state folder others can write): nothing known from it
 
 
-def revert_warnings(target: Target, names: Sequence[str]) -> tuple[str, ...]:
+def revert_warnings(target: Target, names: Sequence[str], state: SetState | None = None) -> tuple[str, ...]:
     """One warning per file of NAMES (a revert of TARGET's set) whose installed content is not the one that was
-    applied: the down() that runs is not the one of that up(). Reads the set again (one read)."""
-    found = report.set_report(target.migrations, read_state(target))
+    applied: the down() that runs is not the one of that up(). STATE: the set as the plan read it (else read)."""
+    found = report.set_report(target.migrations, state if state is not None else read_state(target))
     where = str(target.header()["database"])
     marked = annotate_set(Path(target.project), where, found, _facts(Path(target.project), [where]))
     return tuple(

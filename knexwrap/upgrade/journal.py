@@ -93,7 +93,9 @@ def path(project: Path) -> Path:
 
 def _json(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        # A field marked {"journal": False} is working state, not what the record is about.
+        kept = (f for f in dataclasses.fields(value) if f.metadata.get("journal", True))
+        return {f.name: _json(getattr(value, f.name)) for f in kept}
     if isinstance(value, dict):
         return {str(k): _json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

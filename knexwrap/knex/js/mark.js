@@ -21,7 +21,7 @@ for (const level of ['log', 'info', 'warn', 'debug']) {
 
 const knexFactory = require(process.env.KNEX_PATH);
 const { withBackendSettings } = require('./backend');
-const { inUtc } = require('./utc');
+const { inUtc, isoTime } = require('./utc');
 
 const request = JSON.parse(process.env.KNEXWRAP_MARK);
 const config = withBackendSettings(inUtc({ ...request.config, pool: { min: 0, max: 1 } }));
@@ -31,12 +31,6 @@ if (process.env.KNEXWRAP_PASSWORD !== undefined && config.connection) {
 const knex = knexFactory(config);
 const isPg = config.client === 'pg';
 const isMysql = ['mysql', 'mysql2'].includes(config.client);
-
-function isoTime(value) {
-  if (value === null || value === undefined) return null;
-  const date = value instanceof Date ? value : new Date(value);
-  return Number.isNaN(date.getTime()) ? String(value) : date.toISOString();
-}
 
 class Refused extends Error {
   constructor(answer) {

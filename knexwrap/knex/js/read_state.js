@@ -30,13 +30,7 @@ for (const level of ['log', 'info', 'warn', 'debug']) {
 
 const knexFactory = require(process.env.KNEX_PATH);
 const { withBackendSettings } = require('./backend');
-const { inUtc } = require('./utc');
-
-function isoTime(value) {
-  if (value === null || value === undefined) return null;
-  const date = value instanceof Date ? value : new Date(value);
-  return Number.isNaN(date.getTime()) ? String(value) : date.toISOString();
-}
+const { inUtc, isoTime } = require('./utc');
 
 // The driver knex would load for this client, loaded through knex's own dialect so that its later
 // require finds it cached. Only a guess (the launcher's): any failure is left to the real require.

@@ -22,4 +22,11 @@ function inUtc(config) {
   return { ...config, connection: { ...config.connection, timezone: 'Z' }, pool };
 }
 
-module.exports = { inUtc };
+// A time read back from any client, as UTC ISO 8601 (text the driver gave that is no date stays as it is).
+function isoTime(value) {
+  if (value === null || value === undefined) return null;
+  const date = value instanceof Date ? value : new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toISOString();
+}
+
+module.exports = { inUtc, isoTime };
